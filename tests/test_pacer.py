@@ -1,0 +1,116 @@
+"""The outbound pacer on virtual time: 50 frames/s, RTP timestamps, markers, flush, stalls."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxwire.media.pacer import PacedFrame, Pacer, PacerFull
+
+
+def run(
+    pacer: Pacer[int], until: float, feed: dict[int, int] | None = None
+) -> list[tuple[float, PacedFrame[int]]]:
+    """Step virtual time from deadline to deadline; ``feed`` pushes frames at given tick numbers."""
+    out: list[tuple[float, PacedFrame[int]]] = []
+    now = 0.0
+    while True:
+        deadline = pacer.poll_timeout()
+        if deadline is None or deadline >= until:
+            return out
+        now = max(now, deadline)
+        out.extend((now, f) for f in pacer.handle_timeout(now))
+
+
+def test_fifty_frames_per_second_for_ten_virtual_seconds() -> None:
+    pacer: Pacer[int] = Pacer(initial_timestamp=1234)
+    for i in range(600):
+        pacer.push(i)
+    pacer.start(0.0)
+    sent = run(pacer, until=10.0)
+    assert len(sent) == 500
+    assert [f.frame for _, f in sent] == list(range(500))
+    assert all(abs(t - 0.02 * i) < 1e-9 and t == f.due for i, (t, f) in enumerate(sent))
+    stamps = [f.timestamp for _, f in sent]
+    assert stamps[0] == 1234 and all(b - a == 960 for a, b in zip(stamps, stamps[1:], strict=False))
+    assert [f.marker for _, f in sent] == [True] + [False] * 499
+    assert pacer.counters.sent == 500 and pacer.counters.late_ticks == 0
+
+
+def test_silence_advances_timestamps_and_marks_the_next_talkspurt() -> None:
+    pacer: Pacer[int] = Pacer()
+    pacer.start(0.0)
+    for i in range(3):
+        pacer.push(i)
+    first = [f for t in (0.0, 0.02, 0.04) for f in pacer.handle_timeout(t)]
+    assert [(f.timestamp, f.marker) for f in first] == [(0, True), (960, False), (1920, False)]
+    assert pacer.poll_timeout() is None  # idle: no wakeups during silence
+    pacer.push(3)
+    assert pacer.poll_timeout() == pytest.approx(0.06)  # already past at 0.105: send at once
+    (late,) = pacer.handle_timeout(0.105)
+    assert late.timestamp == 5 * 960 and late.marker  # slot of 0.105 is tick 5
+    pacer.push(4)
+    (nxt,) = pacer.handle_timeout(pacer.poll_timeout() or 0.0)
+    assert nxt.timestamp == 6 * 960 and not nxt.marker
+    assert pacer.counters.silent_ticks == 2
+
+
+def test_push_before_the_next_tick_continues_without_marker() -> None:
+    pacer: Pacer[str] = Pacer()
+    pacer.start(1.0)
+    pacer.push("a")
+    assert [f.frame for f in pacer.handle_timeout(1.0)] == ["a"]
+    pacer.push("b")  # the queue ran dry, but before the next tick was due
+    assert pacer.poll_timeout() == pytest.approx(1.02)
+    (b,) = pacer.handle_timeout(1.02)
+    assert (b.timestamp, b.marker) == (960, False)
+
+
+def test_clear_drops_everything_queued_and_marks_the_restart() -> None:
+    pacer: Pacer[int] = Pacer()
+    pacer.start(0.0)
+    for i in range(50):
+        pacer.push(i)
+    assert len(pacer.handle_timeout(0.0)) == 1
+    assert pacer.clear() == 49 and len(pacer) == 0
+    assert pacer.handle_timeout(0.02) == []
+    pacer.push(99)
+    (f,) = pacer.handle_timeout(0.04)
+    assert f.frame == 99 and f.marker and f.timestamp == 2 * 960
+    assert pacer.counters.cleared == 49
+
+
+def test_a_stall_does_not_burst() -> None:
+    pacer: Pacer[int] = Pacer()
+    for i in range(100):
+        pacer.push(i)
+    pacer.start(0.0)
+    assert len(pacer.handle_timeout(0.0)) == 1
+    out = pacer.handle_timeout(0.2)  # ten ticks were due: only the last two go
+    assert [f.frame for f in out] == [1, 2]
+    assert [f.timestamp for f in out] == [9 * 960, 10 * 960]
+    assert out[0].marker and not out[1].marker
+    assert pacer.counters.late_ticks == 8
+    assert pacer.poll_timeout() == pytest.approx(0.22)
+    assert pacer.handle_timeout(0.21) == []  # never ahead of the clock
+
+
+def test_slightly_late_timer_catches_up_one_frame() -> None:
+    pacer: Pacer[int] = Pacer()
+    for i in range(5):
+        pacer.push(i)
+    pacer.start(0.0)
+    pacer.handle_timeout(0.0)
+    out = pacer.handle_timeout(0.041)
+    assert [f.frame for f in out] == [1, 2] and not any(f.marker for f in out)
+    assert pacer.counters.late_ticks == 0
+
+
+def test_capacity_and_validation() -> None:
+    pacer: Pacer[int] = Pacer(capacity=2)
+    pacer.push(1)
+    pacer.push(2)
+    with pytest.raises(PacerFull):
+        pacer.push(3)
+    assert pacer.poll_timeout() is None and pacer.handle_timeout(5.0) == []  # not started
+    with pytest.raises(ValueError):
+        Pacer(frame_duration=0.0201)

@@ -1,0 +1,3 @@
+"""voxwire: voice AI over standard WebRTC."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,12 @@
+"""Agents: the model side of a call. ``AGENTS`` maps the names accepted by ``--agent``."""
+
+from collections.abc import Callable
+
+from voxwire.agent.base import Agent
+from voxwire.agent.echo import EchoAgent
+
+AGENTS: dict[str, Callable[[], Agent]] = {
+    "echo": EchoAgent,
+}
+
+__all__ = ["AGENTS", "Agent", "EchoAgent"]

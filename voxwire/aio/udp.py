@@ -1,0 +1,103 @@
+"""The one asyncio shell around a sans-IO core that owns a UDP socket.
+
+The drain rule lives here and nowhere else: after feeding the core a datagram or a timeout, send
+every queued transmit, hand every event to the application, then re-arm ONE timer at the core's
+earliest deadline. Only this shell reads the loop clock (``loop.time()``, monotonic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from voxwire.wire.types import Address
+
+log = logging.getLogger(__name__)
+
+
+class Core(Protocol):
+    def handle_datagram(self, data: bytes, addr: Address, now: float) -> None: ...
+
+    def handle_timeout(self, now: float) -> None: ...
+
+    def poll_transmit(self) -> tuple[bytes, Address] | None: ...
+
+    def poll_timeout(self) -> float | None: ...
+
+
+class UdpShell(asyncio.DatagramProtocol):
+    """Feeds one core from one socket. ``after_drain`` runs after each drain (the application's
+    chance to collect events); it must not block."""
+
+    def __init__(self, core: Core, *, after_drain: Callable[[], None] | None = None) -> None:
+        self.core = core
+        self.after_drain = after_drain
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.DatagramTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.send_errors = 0
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    # -- asyncio callbacks ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's UDPTransport is not a subclass of asyncio.DatagramTransport; it has sendto().
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.core.handle_datagram(data, (addr[0], addr[1]), self.loop.time())
+        self.drain()
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable from a client that left) are normal on a shared socket.
+        log.debug("udp error: %s", exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    # -- the drain rule -------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Send every transmit, let the application collect events, re-arm the one timer."""
+        core = self.core
+        transport = self.transport
+        if transport is not None:
+            sendto = transport.sendto
+            while (out := core.poll_transmit()) is not None:
+                sendto(out[0], out[1])
+        if self.after_drain is not None:
+            self.after_drain()
+            if transport is not None:  # the application may have queued more (audio, close)
+                while (out := core.poll_transmit()) is not None:
+                    transport.sendto(out[0], out[1])
+        self._rearm(core.poll_timeout())
+
+    def _rearm(self, at: float | None) -> None:
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is not None:
+            self._timer = self.loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        # asyncio may run a handle up to one clock resolution early: treat it as due.
+        now = max(self.loop.time(), self._timer_at or 0.0)
+        self._timer = None
+        self._timer_at = None
+        self.core.handle_timeout(now)
+        self.drain()
+
+
+async def open_udp(core: Core, host: str, port: int, **kw: Callable[[], None] | None) -> UdpShell:
+    loop = asyncio.get_running_loop()
+    _, shell = await loop.create_datagram_endpoint(lambda: UdpShell(core, **kw), local_addr=(host, port))
+    return shell

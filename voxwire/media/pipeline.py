@@ -1,0 +1,124 @@
+"""Audio between RTP and an agent, both directions, sans-IO.
+
+Inbound: RTP Opus packets -> :class:`~voxwire.media.reorder.ReorderBuffer` (no prefetch delay; a gap
+waits at most ``max_delay`` for the missing packet) -> Opus decode, in-band FEC for a single loss
+when the next packet is there, PLC otherwise -> soxr stream to the agent's rate.
+
+Outbound: agent PCM -> soxr stream to 48 kHz -> cut into 20 ms frames -> :class:`~voxwire.media.pacer.Pacer`
+(monotonic schedule, never more than one frame ahead of real time; queued PCM is dropped cheaply on
+a flush) -> Opus encode at send time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from voxwire.agent.base import Pcm
+from voxwire.media.opus import OpusDecoder, OpusEncoder, OpusError
+from voxwire.media.pacer import Pacer, PacerFull
+from voxwire.media.reorder import Fec, Lost, Packet, ReorderBuffer
+from voxwire.media.resample import Resampler
+
+OPUS_RATE = 48_000
+FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    #: Longest wait for a missing packet before FEC/PLC fills the gap (seconds).
+    reorder_delay: float = 0.04
+    #: Opus target bitrate for outbound speech (bit/s).
+    bitrate: int = 32_000
+    #: Most outbound audio queued ahead of the pacer (seconds); older audio is dropped beyond.
+    max_queued: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.reorder_delay <= 0.2:
+            raise ValueError(f"reorder_delay {self.reorder_delay} outside 0..0.2 s")
+        if not 6_000 <= self.bitrate <= 510_000:
+            raise ValueError(f"bitrate {self.bitrate} outside 6000..510000")
+        if not 0.1 <= self.max_queued <= 600.0:
+            raise ValueError(f"max_queued {self.max_queued} outside 0.1..600 s")
+
+
+class InboundAudio:
+    """Opus RTP in, agent-rate PCM out."""
+
+    def __init__(self, agent_rate: int, config: MediaConfig) -> None:
+        self.reorder = ReorderBuffer(max_delay=config.reorder_delay)
+        self.decoder = OpusDecoder(OPUS_RATE, 1)
+        self.resampler = Resampler(OPUS_RATE, agent_rate)
+        self.decode_errors = 0
+
+    def push(self, seq: int, payload: bytes, now: float) -> None:
+        self.reorder.push(seq, payload, now)
+
+    def poll_timeout(self) -> float | None:
+        return self.reorder.poll_timeout()
+
+    def handle_timeout(self, now: float) -> None:
+        self.reorder.handle_timeout(now)
+
+    def pop_pcm(self) -> Pcm | None:
+        """Everything decodable now, resampled to the agent's rate, or None."""
+        chunks: list[bytes] = []
+        while (frame := self.reorder.pop()) is not None:
+            try:
+                if isinstance(frame, Packet):
+                    chunks.append(self.decoder.decode(frame.payload))
+                elif isinstance(frame, Fec):
+                    chunks.append(self.decoder.decode_fec(frame.next_payload, FRAME_SAMPLES))
+                elif isinstance(frame, Lost):
+                    chunks.append(self.decoder.conceal(FRAME_SAMPLES))
+            except OpusError:
+                self.decode_errors += 1
+                chunks.append(self.decoder.conceal(FRAME_SAMPLES))
+        if not chunks:
+            return None
+        pcm = np.frombuffer(b"".join(chunks), dtype=np.int16)
+        out = self.resampler.process(pcm)
+        return out if len(out) else None
+
+
+class OutboundAudio:
+    """Agent-rate PCM in, paced Opus frames out."""
+
+    def __init__(self, agent_rate: int, config: MediaConfig, initial_timestamp: int) -> None:
+        self.resampler = Resampler(agent_rate, OPUS_RATE)
+        self.encoder = OpusEncoder(OPUS_RATE, 1, bitrate=config.bitrate)
+        self.pacer: Pacer[Pcm] = Pacer(initial_timestamp=initial_timestamp, capacity=round(config.max_queued / 0.02))
+        self._partial = np.zeros(0, dtype=np.int16)
+        self.overflow_frames = 0
+
+    def start(self, now: float) -> None:
+        self.pacer.start(now)
+
+    def play(self, pcm: Pcm) -> None:
+        """Queue agent audio; whole 20 ms frames go to the pacer, the remainder waits."""
+        audio = self.resampler.process(pcm)
+        if len(self._partial):
+            audio = np.concatenate((self._partial, audio))
+        whole = len(audio) - len(audio) % FRAME_SAMPLES
+        for start in range(0, whole, FRAME_SAMPLES):
+            try:
+                self.pacer.push(audio[start : start + FRAME_SAMPLES])
+            except PacerFull:
+                self.overflow_frames += 1
+        self._partial = audio[whole:].copy()
+
+    def flush(self) -> int:
+        """Drop everything queued (barge-in). Returns the number of frames dropped."""
+        self._partial = np.zeros(0, dtype=np.int16)
+        return self.pacer.clear()
+
+    def poll_timeout(self) -> float | None:
+        return self.pacer.poll_timeout()
+
+    def due(self, now: float) -> list[tuple[bytes, int, bool]]:
+        """Encode the frames due at ``now``: (opus payload, rtp timestamp, marker)."""
+        return [
+            (self.encoder.encode(f.frame, FRAME_SAMPLES), f.timestamp & 0xFFFFFFFF, f.marker)
+            for f in self.pacer.handle_timeout(now)
+        ]

@@ -1,0 +1,611 @@
+"""A sans-IO DTLS 1.2 endpoint for DTLS-SRTP, over pyOpenSSL memory BIOs.
+
+Theory of operation
+-------------------
+OpenSSL does the cryptography and the handshake state machine; this module does everything that
+touches the network or time. A :class:`DtlsTransport` owns one ``SSL.Connection`` with memory BIOs:
+``handle_datagram`` writes one UDP payload into the read BIO and drives the handshake (or reads
+application data); whatever OpenSSL wrote is drained, cut into datagrams and queued for
+``poll_transmit``; results come out of ``poll_event`` as small frozen dataclasses.
+
+Version and suites. DTLS 1.2 only (RFC 6347; RFC 8827 §6.5 requires at least 1.2).
+``set_max_proto_version(DTLS1_2)`` makes OpenSSL answer a DTLS 1.3 ClientHello -- Chromium 156
+sends one with a ~1.2 KB X25519MLKEM768 key share, fragmented over two records -- with a DTLS 1.2
+ServerHello; the supported_versions/key_share extensions are ignored (RFC 8446 §4.2.1 downgrade) and
+OpenSSL's reassembly joins the fragments (RFC 6347 §4.2.3). Suites are ECDHE with AES-GCM or
+ChaCha20 (ECDSA first: our certificate is P-256; RSA for a peer server with an RSA certificate),
+groups X25519 then P-256. Tickets, renegotiation and compression are off.
+
+Contexts. One ``SSL.Context`` per (certificate, role, SRTP profiles), built once and shared by every
+session (building one costs more than a whole handshake). Per-session state lives on the
+Connection: MTU and the expected fingerprints.
+
+Authentication (RFC 8122 §5, RFC 5763 §5). Both sides present certificates (the server sends a
+CertificateRequest). The verify callback accepts any chain but compares the leaf certificate with
+the ``a=fingerprint`` values of the remote SDP, in each hash function the SDP used; when none
+matches it fails verification, so OpenSSL aborts the handshake with a fatal alert and we report
+``DtlsClosed("fingerprint mismatch")``. Completion re-checks that the match happened.
+
+Keys (RFC 5764 §4.2). ``use_srtp`` offers AEAD_AES_128_GCM then AES_CM_128_HMAC_SHA1_80 (as server
+OpenSSL picks by our order). On completion, ``export_keying_material("EXTRACTOR-dtls_srtp")`` yields
+client_write_key | server_write_key | client_write_salt | server_write_salt, which we regroup into
+master key || salt per direction: :class:`HandshakeComplete` carries ``local_key`` (what we
+protect with) and ``remote_key`` (what we unprotect with).
+
+Datagrams and MTU. ``SSL_set_mtu`` (with ``OP_NO_QUERY_MTU``, the BIO knows no path MTU) makes
+OpenSSL fragment handshake messages so that every record fits ``config.mtu``; the memory BIO then
+returns a whole flight as one byte string of records. We parse the 13-byte record headers
+(RFC 6347 §4.1) and pack whole records greedily into datagrams of at most ``mtu`` bytes. Inbound, a
+datagram must be a sequence of well-formed DTLS 1.0/1.2 records or it is dropped and counted before
+OpenSSL sees it.
+
+Retransmission (RFC 6347 §4.2.4) -- the design decision. OpenSSL owns the retransmission timer, and
+it runs on OpenSSL's own clock (``gettimeofday``): the bindings expose neither
+``DTLS_set_timer_cb`` nor ``SSL_ctrl``, so a retransmission can only be requested, never forced.
+And only OpenSSL can retransmit correctly: a flight must be re-sent in records with fresh sequence
+numbers (the final flight's Finished is encrypted, so we cannot renumber it), because a peer that
+already holds a record drops an identical copy in its replay window, and a server (BoringSSL or
+OpenSSL) re-sends its final flight only when it sees the client's Finished *again*. So:
+
+* The deadline we publish mirrors OpenSSL's: after every call into OpenSSL,
+  ``deadline = now + DTLSv1_get_timeout()`` (1 s initial, doubling to 60 s). In production ``now``
+  is monotonic and OpenSSL's clock advances at the same rate, so when our timer fires OpenSSL is
+  due too (it treats < 15 ms remaining as expired) and ``DTLSv1_handle_timeout`` re-sends the
+  flight with fresh record numbers -- the only path that recovers a lost final flight.
+* When OpenSSL declines because its clock disagrees with ``now`` (virtual time in tests; a wall
+  clock stepped backwards), we re-send the cached last flight byte for byte. That is sound for
+  every loss it is used for: the peer's replay window drops the records it already has and accepts
+  the ones that were lost. The one case it cannot cover alone -- our server's final flight lost
+  while the client re-sends identical bytes -- is covered by the next rule.
+* On receiving a retransmission of a peer flight we already answered (its handshake message
+  sequence numbers are all at or below the ones we had seen when we sent our flight) and OpenSSL
+  has nothing to say, we re-send our last flight at once, as RFC 6347 §4.2.4's state machine allows
+  (WAITING/FINISHED: "read retransmit -> retransmit"). This recovers a lost flight in one round trip
+  when the peer's timer is shorter than OpenSSL's fixed 1 s (WebRTC stacks start near 50 ms), and
+  it is what lets an all-virtual-time handshake recover a lost final flight. At most one such
+  resend per :data:`_ECHO_INTERVAL` keeps it from amplifying replayed datagrams.
+
+A separate handshake deadline (``config.handshake_timeout``) closes the transport with
+``DtlsClosed("handshake timeout")``.
+
+Errors follow STYLE.md: remote garbage is counted in :attr:`DtlsTransport.counters` and never
+raised; calling ``send`` before the handshake or after close raises :class:`DtlsStateError`; a
+fatal alert or a failed handshake ends in one :class:`DtlsClosed` event with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from OpenSSL import SSL, crypto
+from OpenSSL._util import lib as _ossl
+
+from voxwire.proto.certificate import FINGERPRINT_ALGORITHMS, Certificate, fingerprint_of
+from voxwire.proto.srtp import SrtpProfile
+
+__all__ = [
+    "ApplicationData",
+    "DtlsClosed",
+    "DtlsConfig",
+    "DtlsCounters",
+    "DtlsError",
+    "DtlsEvent",
+    "DtlsRole",
+    "DtlsStateError",
+    "DtlsTransport",
+    "HandshakeComplete",
+]
+
+_DTLS1_2_VERSION = 0xFEFD  # RFC 6347 §4.1: {254, 253}
+_RECORD_HEADER = 13  # type(1) version(2) epoch(2) sequence_number(6) length(2), RFC 6347 §4.1
+_HS_HEADER = 12  # msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3), §4.2.2
+_MAX_RECORD_BODY = 2**14 + 2048  # RFC 6347 §4.1 / RFC 5246 §6.2.3 TLSCiphertext.length
+_CT_CCS, _CT_ALERT, _CT_HANDSHAKE, _CT_APPDATA = 20, 21, 22, 23
+_READ_SIZE = 65536
+_MIN_TIMER = 0.001  # a published deadline always lies ahead of now
+#: Minimum spacing of resends triggered by peer retransmissions (anti-amplification).
+_ECHO_INTERVAL = 0.05
+_EXPORTER_LABEL = b"EXTRACTOR-dtls_srtp"  # RFC 5764 §4.2
+_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
+)
+_GROUPS = b"X25519:P-256"
+
+
+class DtlsRole(Enum):
+    """Who sends the ClientHello. From ``a=setup`` (RFC 5763 §5): our ``active`` = CLIENT."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+
+@dataclass(frozen=True)
+class DtlsConfig:
+    """Per-transport DTLS settings.
+
+    ``mtu``: largest datagram we send (UDP payload bytes); 1200 keeps IPv6 + TURN overhead under
+    1280. ``handshake_timeout``: seconds from ``start`` until an unfinished handshake is abandoned.
+    ``srtp_profiles``: ``use_srtp`` offer in preference order (RFC 5764 §4.1.1).
+    """
+
+    mtu: int = 1200
+    handshake_timeout: float = 10.0
+    srtp_profiles: tuple[SrtpProfile, ...] = (SrtpProfile.AEAD_AES_128_GCM, SrtpProfile.AES_CM_128_HMAC_SHA1_80)
+
+    def __post_init__(self) -> None:
+        if not 256 <= self.mtu <= 65507:
+            raise ValueError(f"mtu must be 256..65507 bytes (OpenSSL's DTLS minimum is 256), got {self.mtu}")
+        if not (math.isfinite(self.handshake_timeout) and self.handshake_timeout > 0):
+            raise ValueError(f"handshake_timeout must be a positive number of seconds, got {self.handshake_timeout}")
+        if not self.srtp_profiles or len(set(self.srtp_profiles)) != len(self.srtp_profiles):
+            raise ValueError(f"srtp_profiles must be non-empty and without repeats, got {self.srtp_profiles}")
+
+
+@dataclass(frozen=True)
+class HandshakeComplete:
+    """Keys for libsrtp, each master key || master salt, oriented for our side (RFC 5764 §4.2)."""
+
+    srtp_profile: SrtpProfile
+    local_key: bytes
+    remote_key: bytes
+
+    def __repr__(self) -> str:  # never print keys
+        return f"HandshakeComplete(srtp_profile={self.srtp_profile.name})"
+
+
+@dataclass(frozen=True)
+class ApplicationData:
+    """One DTLS application_data record's plaintext (for us, one SCTP packet)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class DtlsClosed:
+    """The transport is finished; nothing more will be sent or delivered."""
+
+    reason: str
+
+
+DtlsEvent = HandshakeComplete | ApplicationData | DtlsClosed
+
+
+class DtlsError(Exception):
+    """Base of the errors this module raises for local misuse."""
+
+
+class DtlsStateError(DtlsError):
+    """An operation that the transport's state does not allow; names the role and the state."""
+
+
+@dataclass
+class DtlsCounters:
+    """What happened to datagrams, for stats and tests."""
+
+    datagrams_in: int = 0
+    datagrams_out: int = 0
+    #: not a sequence of well-formed DTLS 1.0/1.2 records: dropped before OpenSSL
+    malformed: int = 0
+    #: well-formed application-data datagrams that yielded no plaintext (bad MAC, replay, old epoch)
+    undecryptable: int = 0
+    #: datagrams that arrived after the transport closed
+    after_close: int = 0
+    #: flights OpenSSL re-sent with fresh record numbers (its timer, or the peer's repeated Finished)
+    retransmits: int = 0
+    #: flights re-sent byte for byte from our cache (see the module docstring)
+    verbatim_resends: int = 0
+
+
+class _State(Enum):
+    NEW = "new"
+    HANDSHAKING = "handshaking"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+class _PeerCheck:
+    """Per-connection verify-callback state: the SDP fingerprints and what the leaf gave."""
+
+    __slots__ = ("expected", "matched", "mismatched")
+
+    def __init__(self, expected: tuple[tuple[str, str], ...]) -> None:
+        self.expected = expected
+        self.matched = False
+        self.mismatched = False
+
+
+def _verify(conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int) -> bool:
+    """Context-wide verify callback: self-signed is fine, the fingerprint decides (RFC 8122 §5)."""
+    if depth != 0:
+        return True  # intermediates of a chain mean nothing here; the leaf is what the SDP hashed
+    check: _PeerCheck = conn.get_app_data()
+    der = crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
+    if any(fingerprint_of(der, algo) == value for algo, value in check.expected):
+        check.matched = True
+        return True
+    check.mismatched = True
+    return False
+
+
+_contexts: weakref.WeakKeyDictionary[Certificate, dict[tuple[DtlsRole, tuple[SrtpProfile, ...]], SSL.Context]]
+_contexts = weakref.WeakKeyDictionary()
+
+
+def _context_for(cert: Certificate, role: DtlsRole, profiles: tuple[SrtpProfile, ...]) -> SSL.Context:
+    """The shared ``SSL.Context`` for this certificate, role and profile offer (built once)."""
+    per_cert = _contexts.setdefault(cert, {})
+    ctx = per_cert.get((role, profiles))
+    if ctx is not None:
+        return ctx
+    ctx = SSL.Context(SSL.DTLS_CLIENT_METHOD if role is DtlsRole.CLIENT else SSL.DTLS_SERVER_METHOD)
+    ctx.set_min_proto_version(_DTLS1_2_VERSION)
+    ctx.set_max_proto_version(_DTLS1_2_VERSION)
+    ctx.set_options(
+        SSL.OP_NO_QUERY_MTU | SSL.OP_NO_TICKET | SSL.OP_NO_RENEGOTIATION | SSL.OP_NO_COMPRESSION
+        | SSL.OP_CIPHER_SERVER_PREFERENCE
+    )
+    ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+    ctx.set_cipher_list(_CIPHERS)
+    # pyOpenSSL has no public setter for the groups list; the binding has SSL_CTX_set1_curves_list.
+    if _ossl.SSL_CTX_set1_curves_list(ctx._context, _GROUPS) != 1:
+        raise DtlsError(f"OpenSSL refused the groups list {_GROUPS!r}")
+    ctx.use_certificate(cert.x509)
+    ctx.use_privatekey(cert.private_key)
+    ctx.check_privatekey()
+    ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _verify)
+    ctx.set_tlsext_use_srtp(b":".join(p.openssl_name.encode() for p in profiles))
+    per_cert[(role, profiles)] = ctx
+    return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    content_type: int
+    epoch: int
+    start: int
+    end: int
+    #: message_seq of each handshake fragment, for plaintext (epoch 0) handshake records
+    hs_seqs: tuple[int, ...]
+
+
+def _parse_records(buf: bytes) -> list[_Record] | None:
+    """Split a datagram into DTLS records (RFC 6347 §4.1), or None if it is not exactly that."""
+    records: list[_Record] = []
+    pos, n = 0, len(buf)
+    while pos < n:
+        if n - pos < _RECORD_HEADER:
+            return None
+        ctype = buf[pos]
+        if not _CT_CCS <= ctype <= _CT_APPDATA or buf[pos + 1] != 0xFE or buf[pos + 2] not in (0xFF, 0xFD):
+            return None  # DTLS 1.0/1.2 plaintext headers only; 1.3 unified headers are never negotiated
+        epoch = int.from_bytes(buf[pos + 3 : pos + 5], "big")
+        length = int.from_bytes(buf[pos + 11 : pos + 13], "big")
+        end = pos + _RECORD_HEADER + length
+        if length > _MAX_RECORD_BODY or end > n:
+            return None
+        seqs: tuple[int, ...] = ()
+        if ctype == _CT_HANDSHAKE and epoch == 0:
+            found: list[int] = []
+            p = pos + _RECORD_HEADER
+            while p + _HS_HEADER <= end:  # §4.2.2: a record may carry several fragments
+                found.append(int.from_bytes(buf[p + 4 : p + 6], "big"))
+                p += _HS_HEADER + int.from_bytes(buf[p + 9 : p + 12], "big")
+            seqs = tuple(found)
+        records.append(_Record(ctype, epoch, pos, end, seqs))
+        pos = end
+    return records or None
+
+
+class DtlsTransport:
+    """One DTLS 1.2 association in a fixed role; see the module docstring for the design."""
+
+    def __init__(
+        self,
+        cert: Certificate,
+        role: DtlsRole,
+        remote_fingerprints: Sequence[tuple[str, str]],
+        config: DtlsConfig | None = None,
+    ) -> None:
+        self.config = config = config or DtlsConfig()
+        self.role = role
+        self.counters = DtlsCounters()
+        expected = tuple(
+            (algo.lower(), value.strip().upper())
+            for algo, value in remote_fingerprints
+            if algo.lower() in FINGERPRINT_ALGORITHMS
+        )
+        if not expected:
+            raise ValueError(f"no usable remote fingerprint among {list(remote_fingerprints)!r}")
+        self._check = _PeerCheck(expected)
+        conn = SSL.Connection(_context_for(cert, role, config.srtp_profiles), None)
+        conn.set_ciphertext_mtu(config.mtu)
+        conn.set_app_data(self._check)
+        if role is DtlsRole.CLIENT:
+            conn.set_connect_state()
+        else:
+            conn.set_accept_state()
+        self._conn = conn
+        self._state = _State.NEW
+        self._transmits: deque[bytes] = deque()
+        self._events: deque[DtlsEvent] = deque()
+        self._handshake_deadline: float | None = None
+        self._rtx_deadline: float | None = None
+        self._last_flight: list[bytes] = []  # datagrams of the last flight we sent, for verbatim resends
+        self._sent_seq_high = -1  # highest handshake message_seq we have sent
+        self._sent_ccs = False
+        self._peer_seq_high = -1  # highest handshake message_seq seen from the peer
+        self._answered_seq = -1  # _peer_seq_high when we last sent a new flight
+        self._last_resend = -math.inf
+        self._max_send: int | None = None
+
+    # -- driver shape ------------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """Begin the handshake: the client sends its ClientHello; the server starts its deadline."""
+        if self._state is not _State.NEW:
+            raise DtlsStateError(f"{self.role.value}: start() in state {self._state.value}")
+        self._state = _State.HANDSHAKING
+        self._handshake_deadline = now + self.config.handshake_timeout
+        if self.role is DtlsRole.CLIENT:
+            self._advance_handshake()
+            self._flush(now, peer_retransmit=False)
+
+    def handle_datagram(self, data: bytes, now: float) -> None:
+        """Feed one UDP payload classified as DTLS (RFC 7983: first byte 20..63). Never raises for
+        remote input."""
+        if self._state is _State.NEW:
+            raise DtlsStateError(f"{self.role.value}: handle_datagram() before start()")
+        counters = self.counters
+        counters.datagrams_in += 1
+        if self._state is _State.CLOSED:
+            counters.after_close += 1
+            return
+        records = _parse_records(data)
+        if records is None:
+            counters.malformed += 1
+            return
+        seqs = [s for r in records for s in r.hs_seqs]
+        retransmit = bool(seqs) and self._answered_seq >= 0 and max(seqs) <= self._answered_seq
+        if seqs:
+            self._peer_seq_high = max(self._peer_seq_high, max(seqs))
+        self._conn.bio_write(data)
+        if self._state is _State.HANDSHAKING:
+            self._advance_handshake()
+        if self._state is _State.CONNECTED:
+            got = self._read_application_data()
+            if not got and any(r.content_type == _CT_APPDATA for r in records):
+                counters.undecryptable += 1
+        self._flush(now, peer_retransmit=retransmit)
+
+    def handle_timeout(self, now: float) -> None:
+        """Act on the deadline from :meth:`poll_timeout`: handshake timeout or retransmission."""
+        if self._state is not _State.HANDSHAKING:
+            return
+        if self._handshake_deadline is not None and now >= self._handshake_deadline:
+            self._close("handshake timeout")
+            return
+        if self._rtx_deadline is None or now < self._rtx_deadline:
+            return
+        try:
+            fired = self._conn.DTLSv1_handle_timeout()
+        except SSL.Error as exc:
+            self._fail(exc)
+            self._flush(now, peer_retransmit=False)
+            return
+        if fired:
+            self._flush(now, peer_retransmit=False)
+        else:
+            # OpenSSL's clock says it is not due (virtual time, or a stepped wall clock): resend
+            # the cached flight verbatim; the peer keeps only the records it lacks.
+            self._resend(now)
+            self._arm(now)
+
+    def poll_timeout(self) -> float | None:
+        """The earliest time :meth:`handle_timeout` has work, or None."""
+        if self._state is not _State.HANDSHAKING:
+            return None
+        if self._rtx_deadline is None:
+            return self._handshake_deadline
+        assert self._handshake_deadline is not None, "HANDSHAKING always has a deadline"
+        return min(self._rtx_deadline, self._handshake_deadline)
+
+    def poll_transmit(self) -> bytes | None:
+        """The next datagram to send (at most ``config.mtu`` bytes), or None."""
+        return self._transmits.popleft() if self._transmits else None
+
+    def poll_event(self) -> DtlsEvent | None:
+        """The next event, or None."""
+        return self._events.popleft() if self._events else None
+
+    # -- application -------------------------------------------------------------------------------
+
+    @property
+    def max_send_size(self) -> int:
+        """Largest ``send`` payload whose record still fits ``config.mtu`` (known once connected)."""
+        if self._max_send is None:
+            raise DtlsStateError(f"{self.role.value}: max_send_size in state {self._state.value}")
+        return self._max_send
+
+    @property
+    def is_connected(self) -> bool:
+        return self._state is _State.CONNECTED
+
+    def send(self, data: bytes) -> None:
+        """Send one application_data record (e.g. one SCTP packet)."""
+        if self._state is not _State.CONNECTED:
+            raise DtlsStateError(f"{self.role.value}: send() in state {self._state.value}")
+        assert self._max_send is not None, "CONNECTED always knows its data MTU"
+        if not 0 < len(data) <= self._max_send:
+            raise ValueError(f"send() takes 1..{self._max_send} bytes with mtu {self.config.mtu}, got {len(data)}")
+        try:
+            self._conn.send(data)
+        except SSL.Error as exc:
+            self._fail(exc)
+        self._flush(None, peer_retransmit=False)
+
+    def close(self, now: float) -> None:
+        """Send close_notify (RFC 5246 §7.2.1) when connected, then report ``DtlsClosed``."""
+        if self._state is _State.CLOSED:
+            return
+        if self._state is _State.CONNECTED:
+            try:
+                self._conn.shutdown()
+            except SSL.Error:
+                pass  # the transport is going away either way; nothing to report to the peer
+            self._flush(now, peer_retransmit=False)
+        self._close("closed locally")
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _advance_handshake(self) -> None:
+        try:
+            self._conn.do_handshake()
+        except SSL.WantReadError:
+            return
+        except SSL.Error as exc:
+            self._fail(exc)
+            return
+        self._on_handshake_done()
+
+    def _on_handshake_done(self) -> None:
+        if not self._check.matched or self._check.mismatched:
+            self._conn.shutdown()
+            self._close("fingerprint mismatch")
+            return
+        name = self._conn.get_selected_srtp_profile().decode("ascii", "replace")
+        try:
+            profile = SrtpProfile.from_openssl_name(name)
+        except ValueError:
+            self._conn.shutdown()
+            self._close(f"no SRTP profile negotiated (use_srtp, RFC 5764 §4.1.1): {name!r}")
+            return
+        k, s = profile.key_len, profile.salt_len
+        m = self._conn.export_keying_material(_EXPORTER_LABEL, 2 * (k + s))
+        # RFC 5764 §4.2: client_write_SRTP_master_key | server_write_SRTP_master_key |
+        #                client_write_SRTP_master_salt | server_write_SRTP_master_salt
+        client = m[:k] + m[2 * k : 2 * k + s]
+        server = m[k : 2 * k] + m[2 * k + s :]
+        local, remote = (client, server) if self.role is DtlsRole.CLIENT else (server, client)
+        self._state = _State.CONNECTED
+        self._rtx_deadline = None
+        self._max_send = self._conn.get_cleartext_mtu()
+        self._events.append(HandshakeComplete(profile, local, remote))
+
+    def _read_application_data(self) -> bool:
+        got = False
+        while self._state is _State.CONNECTED:
+            try:
+                data = self._conn.recv(_READ_SIZE)
+            except SSL.WantReadError:
+                break
+            except SSL.ZeroReturnError:  # close_notify: answer it (RFC 5246 §7.2.1) and finish
+                try:
+                    self._conn.shutdown()
+                except SSL.Error:
+                    pass
+                self._close("closed by peer")
+                break
+            except SSL.Error as exc:
+                self._fail(exc)
+                break
+            if data:
+                got = True
+                self._events.append(ApplicationData(data))
+        return got
+
+    def _fail(self, exc: SSL.Error) -> None:
+        """A fatal handshake or record error; OpenSSL has queued its alert, if any, for _flush."""
+        if self._check.mismatched:
+            self._close("fingerprint mismatch")
+        else:
+            self._close(f"{'handshake failed' if self._state is _State.HANDSHAKING else 'fatal error'}: "
+                        f"{_describe(exc)}")
+
+    def _close(self, reason: str) -> None:
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        self._rtx_deadline = self._handshake_deadline = None
+        self._events.append(DtlsClosed(reason))
+
+    def _drain(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunks.append(self._conn.bio_read(_READ_SIZE))
+            except SSL.WantReadError:
+                return b"".join(chunks)
+
+    def _flush(self, now: float | None, *, peer_retransmit: bool) -> None:
+        """Move OpenSSL's output to the transmit queue, datagram by datagram, and classify it."""
+        out = self._drain()
+        if out:
+            records = _parse_records(out)
+            assert records is not None, "OpenSSL wrote something that is not DTLS records"
+            datagrams = self._pack(out, records)
+            self._transmits.extend(datagrams)
+            self.counters.datagrams_out += len(datagrams)
+            is_flight = any(r.content_type in (_CT_HANDSHAKE, _CT_CCS) for r in records)
+            if is_flight:
+                seqs = [s for r in records for s in r.hs_seqs]
+                new = (seqs and max(seqs) > self._sent_seq_high) or (
+                    not self._sent_ccs and any(r.content_type == _CT_CCS for r in records)
+                )
+                if new:
+                    self._sent_seq_high = max([self._sent_seq_high, *seqs])
+                    self._sent_ccs = self._sent_ccs or any(r.content_type == _CT_CCS for r in records)
+                    self._answered_seq = self._peer_seq_high
+                else:
+                    self.counters.retransmits += 1
+                self._last_flight = datagrams
+        elif peer_retransmit and now is not None:
+            self._resend(now)
+        if now is not None and self._state is _State.HANDSHAKING:
+            self._arm(now)
+
+    def _resend(self, now: float) -> None:
+        if not self._last_flight or now - self._last_resend < _ECHO_INTERVAL:
+            return
+        self._last_resend = now
+        self._transmits.extend(self._last_flight)
+        self.counters.datagrams_out += len(self._last_flight)
+        self.counters.verbatim_resends += 1
+
+    def _arm(self, now: float) -> None:
+        """Mirror OpenSSL's retransmission timer on the caller's clock."""
+        remaining = self._conn.DTLSv1_get_timeout()
+        self._rtx_deadline = None if remaining is None else now + max(remaining, _MIN_TIMER)
+
+    def _pack(self, out: bytes, records: list[_Record]) -> list[bytes]:
+        """Whole records into datagrams of at most ``mtu`` bytes, in order."""
+        mtu = self.config.mtu
+        datagrams: list[bytes] = []
+        start = end = 0
+        for r in records:
+            assert r.end - r.start <= mtu, f"OpenSSL wrote a {r.end - r.start} byte record over mtu {mtu}"
+            if r.end - start > mtu:
+                datagrams.append(out[start:end])
+                start = r.start
+            end = r.end
+        datagrams.append(out[start:end])
+        return datagrams
+
+    def __repr__(self) -> str:
+        return f"DtlsTransport({self.role.value}, {self._state.value})"
+
+
+def _describe(exc: SSL.Error) -> str:
+    """OpenSSL's reason strings from an ``SSL.Error`` (a list of (lib, func, reason) tuples)."""
+    parts: list[str] = []
+    for arg in exc.args:
+        if isinstance(arg, list):
+            parts.extend(str(item[-1]) if isinstance(item, tuple) and item else str(item) for item in arg)
+        else:
+            parts.append(str(arg))
+    return "; ".join(p for p in parts if p) or type(exc).__name__

@@ -1,0 +1,401 @@
+"""One WebRTC media session: ICE-lite + DTLS + SRTP + RTCP behind one sans-IO driver shape.
+
+Theory of operation
+-------------------
+A :class:`Session` is created by signaling from a parsed offer, before any datagram arrives. It owns:
+
+* an :class:`~voxwire.proto.ice.IceLiteAgent` that answers the client's connectivity checks; the
+  first valid check selects the client's address (RFC 8445 §2.5 lite agents never check), a later
+  check with USE-CANDIDATE can move it;
+* a :class:`~voxwire.proto.dtls.DtlsTransport` in the role fixed by the answer's ``a=setup``. As the
+  DTLS client we send the ClientHello the moment the first valid check arrives, which saves the
+  round trip a DTLS server spends waiting for the browser's ClientHello;
+* after the handshake, an :class:`~voxwire.proto.srtp.SrtpSession` keyed by DTLS-SRTP (RFC 5764),
+  and RTCP statistics for the one inbound and one outbound audio stream (RFC 3550 §6).
+
+Datagrams are routed by their first byte (RFC 7983). Only STUN may come from an address the ICE agent
+has not validated; DTLS, SRTP and SRTCP from anywhere else are dropped and counted. Remote garbage is
+never raised out of :meth:`handle_datagram`: it lands in :attr:`counters`.
+
+Upward the session emits small frozen events: :class:`Connected`, :class:`AudioPacket` and
+:class:`Closed`. The application sends audio with :meth:`send_audio`.
+
+Timers: a connect deadline until SRTP keys exist (``SessionConfig.connect_timeout``), the ICE consent
+deadline (RFC 7675), DTLS retransmission and the RTCP report schedule. :meth:`poll_timeout` returns the
+earliest; none of them fires on the happy path before ``Connected``.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from voxwire.proto.certificate import Certificate
+from voxwire.proto.clock import NtpTime
+from voxwire.proto.dtls import (
+    ApplicationData,
+    DtlsClosed,
+    DtlsConfig,
+    DtlsRole,
+    DtlsTransport,
+    HandshakeComplete,
+)
+from voxwire.proto.ice import ConsentExpired, IceConfig, IceLiteAgent, PairSelected
+from voxwire.proto.rtcp import ReceiverStats, RtcpConfig, RtcpScheduler, SenderStats
+from voxwire.proto.srtp import SrtpError, SrtpSession
+from voxwire.wire import rtcp as rtcp_wire
+from voxwire.wire import stun
+from voxwire.wire.demux import PacketKind, classify
+from voxwire.wire.errors import ParseError
+from voxwire.wire.rtp import RtpPacket, build_rtp, parse_rtp
+from voxwire.wire.types import Address, Ssrc
+
+OPUS_CLOCK_RATE = 48_000
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Per-session limits and choices; defaults suit a voice session on the public internet."""
+
+    #: Seconds from creation until SRTP keys must exist, else the session is freed.
+    connect_timeout: float = 30.0
+    #: ICE consent freshness (RFC 7675 §5.1).
+    consent_timeout: float = 30.0
+    #: Largest datagram we send (DTLS flights are split to fit).
+    mtu: int = 1200
+    #: Mean RTCP report interval in seconds (randomised 0.5..1.5x, RFC 3550 §6.3.1).
+    rtcp_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.connect_timeout <= 300.0:
+            raise ValueError(f"connect_timeout {self.connect_timeout} outside 1..300 s")
+        if not 5.0 <= self.consent_timeout <= 300.0:
+            raise ValueError(f"consent_timeout {self.consent_timeout} outside 5..300 s")
+        if not 576 <= self.mtu <= 1472:
+            raise ValueError(f"mtu {self.mtu} outside 576..1472")
+        if not 0.1 <= self.rtcp_interval <= 10.0:
+            raise ValueError(f"rtcp_interval {self.rtcp_interval} outside 0.1..10 s")
+
+
+@dataclass(frozen=True)
+class SessionParams:
+    """What signaling negotiated for one session."""
+
+    local_ufrag: str
+    local_pwd: str
+    remote_ufrag: str
+    remote_fingerprints: tuple[tuple[str, str], ...]
+    dtls_role: DtlsRole
+    #: Opus payload type from the offer (the answer keeps the offerer's number, RFC 3264 §6.1).
+    opus_pt: int
+    local_ssrc: int
+    cname: str
+
+
+class State(enum.Enum):
+    NEW = "new"  # waiting for the first valid ICE check
+    CONNECTING = "connecting"  # pair selected, DTLS handshaking
+    CONNECTED = "connected"  # SRTP keys in place
+    CLOSED = "closed"
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """SRTP keys are in place; media may flow."""
+
+    remote: Address
+    srtp_profile: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPacket:
+    """One decrypted inbound Opus RTP packet."""
+
+    packet: RtpPacket
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class DataReceived:
+    """DTLS application data (SCTP, handled by the data-channel layer)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    reason: str
+
+
+SessionEvent = Connected | AudioPacket | DataReceived | Closed
+
+
+@dataclass
+class _Outbound:
+    """State of our one outbound audio stream."""
+
+    seq: int
+    stats: SenderStats
+    last_rtp_ts: int = 0
+    last_sent_at: float | None = None
+
+
+@dataclass
+class Session:
+    """A sans-IO WebRTC session. Drive it with ``handle_datagram``/``handle_timeout``; drain
+    ``poll_transmit``/``poll_event``; sleep until ``poll_timeout``."""
+
+    params: SessionParams
+    certificate: Certificate
+    now: float
+    config: SessionConfig = field(default_factory=SessionConfig)
+    rng: random.Random = field(default_factory=random.Random)
+    #: Unix wallclock minus monotonic ``now``, measured once by the I/O shell; only RTCP SR uses it.
+    wallclock_offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        p = self.params
+        self.state = State.NEW
+        self.counters: dict[str, int] = {}
+        self.ice = IceLiteAgent(
+            p.local_ufrag, p.local_pwd, p.remote_ufrag, IceConfig(consent_timeout=self.config.consent_timeout)
+        )
+        self.dtls = DtlsTransport(
+            self.certificate, p.dtls_role, p.remote_fingerprints, DtlsConfig(mtu=self.config.mtu)
+        )
+        self.srtp: SrtpSession | None = None
+        self.remote: Address | None = None
+        self.connect_deadline: float | None = self.now + self.config.connect_timeout
+        self.inbound: ReceiverStats | None = None
+        self.outbound = _Outbound(
+            seq=self.rng.randrange(0, 1 << 15),  # RFC 3550 §5.1: random initial sequence number
+            stats=SenderStats(Ssrc(p.local_ssrc), OPUS_CLOCK_RATE),
+        )
+        self.rtcp: RtcpScheduler | None = None
+        self._transmits: deque[tuple[bytes, Address]] = deque()
+        self._events: deque[SessionEvent] = deque()
+        self.closed_reason: str | None = None
+
+    # -- driver shape ---------------------------------------------------------------------------
+
+    def handle_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        if self.state is State.CLOSED:
+            return
+        kind = classify(data)
+        if kind is PacketKind.STUN:
+            self._handle_stun(data, addr, now)
+        elif not self.ice.is_valid_remote(addr):
+            self._count("drop_unvalidated_source")
+        elif kind is PacketKind.DTLS:
+            self.dtls.handle_datagram(data, now)
+            self._drain_dtls(now)
+        elif kind is PacketKind.RTP:
+            self._handle_srtp(data, now)
+        elif kind is PacketKind.RTCP:
+            self._handle_srtcp(data, now)
+        else:
+            self._count("drop_unknown_kind")
+
+    def handle_timeout(self, now: float) -> None:
+        if self.state is State.CLOSED:
+            return
+        if self.connect_deadline is not None and now >= self.connect_deadline:
+            self._close(now, "connect timeout")
+            return
+        self.ice.handle_timeout(now)
+        self._drain_ice(now)
+        if self.state is State.CLOSED:
+            return
+        timeout = self.dtls.poll_timeout()
+        if timeout is not None and now >= timeout:
+            self.dtls.handle_timeout(now)
+            self._drain_dtls(now)
+        if self.rtcp is not None and self.rtcp.handle_timeout(now):
+            self._send_rtcp_report(now)
+
+    def poll_timeout(self) -> float | None:
+        if self.state is State.CLOSED:
+            return None
+        deadlines = [self.connect_deadline, self.ice.poll_timeout(), self.dtls.poll_timeout()]
+        if self.rtcp is not None:
+            deadlines.append(self.rtcp.poll_timeout())
+        return min((d for d in deadlines if d is not None), default=None)
+
+    def poll_transmit(self) -> tuple[bytes, Address] | None:
+        return self._transmits.popleft() if self._transmits else None
+
+    def poll_event(self) -> SessionEvent | None:
+        return self._events.popleft() if self._events else None
+
+    # -- application API ------------------------------------------------------------------------
+
+    @property
+    def local_ufrag(self) -> str:
+        return self.params.local_ufrag
+
+    def accepts(self, addr: Address) -> bool:
+        """True when non-STUN datagrams from ``addr`` belong to this session."""
+        return self.ice.is_valid_remote(addr)
+
+    def send_audio(self, payload: bytes, rtp_timestamp: int, marker: bool, now: float) -> bool:
+        """Encrypt and queue one Opus frame. Returns False (and counts) when not connected."""
+        if self.srtp is None or self.remote is None:
+            self._count("send_before_connected")
+            return False
+        out = self.outbound
+        packet = build_rtp(self.params.opus_pt, out.seq, rtp_timestamp, self.params.local_ssrc, payload, marker)
+        out.seq = (out.seq + 1) & 0xFFFF
+        out.last_rtp_ts = rtp_timestamp
+        out.last_sent_at = now
+        out.stats.on_rtp_sent(len(payload))
+        self._transmits.append((self.srtp.protect_rtp(packet), self.remote))
+        return True
+
+    def send_data(self, data: bytes) -> None:
+        """Send DTLS application data (the SCTP layer's packets)."""
+        self.dtls.send(data)
+        self._drain_dtls_transmits()
+
+    def close(self, now: float, reason: str = "closed by application") -> None:
+        if self.state is not State.CLOSED:
+            self._close(now, reason)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def _handle_stun(self, data: bytes, addr: Address, now: float) -> None:
+        try:
+            msg = stun.parse(data)
+        except ParseError:
+            self._count("drop_bad_stun")
+            return
+        self.ice.handle_stun(data, msg, addr, now)
+        self._drain_ice(now)
+
+    def _drain_ice(self, now: float) -> None:
+        while (out := self.ice.poll_transmit()) is not None:
+            self._transmits.append(out)
+        while (event := self.ice.poll_event()) is not None:
+            if isinstance(event, PairSelected):
+                self._on_pair_selected(event.addr, now)
+            elif isinstance(event, ConsentExpired):
+                self._close(now, "ICE consent expired")
+                return
+
+    def _on_pair_selected(self, addr: Address, now: float) -> None:
+        first = self.remote is None
+        self.remote = addr
+        if first:
+            self.state = State.CONNECTING
+            if self.params.dtls_role is DtlsRole.CLIENT:
+                self.dtls.start(now)
+                self._drain_dtls(now)
+
+    def _drain_dtls_transmits(self) -> None:
+        if self.remote is None:
+            return
+        while (datagram := self.dtls.poll_transmit()) is not None:
+            self._transmits.append((datagram, self.remote))
+
+    def _drain_dtls(self, now: float) -> None:
+        self._drain_dtls_transmits()
+        while (event := self.dtls.poll_event()) is not None:
+            if isinstance(event, HandshakeComplete):
+                self._on_handshake(event, now)
+            elif isinstance(event, ApplicationData):
+                self._events.append(DataReceived(event.data))
+            elif isinstance(event, DtlsClosed):
+                self._close(now, f"DTLS: {event.reason}")
+                return
+
+    def _on_handshake(self, event: HandshakeComplete, now: float) -> None:
+        self.srtp = SrtpSession(event.srtp_profile, event.local_key, event.remote_key)
+        self.state = State.CONNECTED
+        self.connect_deadline = None
+        self.rtcp = RtcpScheduler(RtcpConfig(interval=self.config.rtcp_interval), self.rng, now)
+        assert self.remote is not None, "DTLS completed without a selected ICE pair"
+        self._events.append(Connected(self.remote, event.srtp_profile.name))
+
+    def _handle_srtp(self, data: bytes, now: float) -> None:
+        if self.srtp is None:
+            self._count("drop_rtp_before_keys")
+            return
+        try:
+            packet = parse_rtp(self.srtp.unprotect_rtp(data))
+        except SrtpError:
+            self._count("drop_srtp_auth")
+            return
+        except ParseError:
+            self._count("drop_bad_rtp")
+            return
+        if packet.payload_type != self.params.opus_pt:
+            self._count("drop_unknown_payload_type")
+            return
+        stats = self.inbound
+        if stats is None or stats.ssrc != packet.ssrc:
+            stats = self.inbound = ReceiverStats(Ssrc(packet.ssrc), OPUS_CLOCK_RATE)
+        stats.on_rtp(packet.sequence_number, packet.timestamp, now)
+        self._events.append(AudioPacket(packet, now))
+
+    def _handle_srtcp(self, data: bytes, now: float) -> None:
+        if self.srtp is None:
+            self._count("drop_rtcp_before_keys")
+            return
+        try:
+            packets = rtcp_wire.parse_rtcp(self.srtp.unprotect_rtcp(data))
+        except SrtpError:
+            self._count("drop_srtcp_auth")
+            return
+        except ParseError:
+            self._count("drop_bad_rtcp")
+            return
+        ntp = self._ntp(now)
+        for packet in packets:
+            if isinstance(packet, rtcp_wire.SenderReport):
+                if self.inbound is not None and packet.ssrc == self.inbound.ssrc:
+                    self.inbound.on_sender_report(packet, now)
+                blocks = packet.reports
+            elif isinstance(packet, rtcp_wire.ReceiverReport):
+                blocks = packet.reports
+            else:
+                continue
+            for block in blocks:
+                if block.ssrc == self.params.local_ssrc:
+                    self.outbound.stats.on_report_block(block, now, ntp)
+
+    def _ntp(self, now: float) -> NtpTime:
+        return NtpTime.from_unix(now + self.wallclock_offset)
+
+    def _send_rtcp_report(self, now: float) -> None:
+        assert self.srtp is not None and self.remote is not None, "RTCP report before keys"
+        blocks = (self.inbound.report_block(now),) if self.inbound is not None else ()
+        out = self.outbound
+        ssrc = Ssrc(self.params.local_ssrc)
+        report: rtcp_wire.SenderReport | rtcp_wire.ReceiverReport
+        if out.last_sent_at is not None:
+            # RFC 3550 §6.4.1: the SR's RTP timestamp corresponds to the NTP time of the report.
+            rtp_now = out.last_rtp_ts + round((now - out.last_sent_at) * OPUS_CLOCK_RATE)
+            report = out.stats.sender_report(now, self._ntp(now), rtp_now, blocks)
+        else:
+            report = rtcp_wire.ReceiverReport(ssrc=ssrc, reports=blocks)
+        sdes = rtcp_wire.SourceDescription.with_cname(ssrc, self.params.cname)
+        compound = rtcp_wire.serialize_rtcp([report, sdes])
+        assert self.rtcp is not None
+        self.rtcp.on_compound(len(compound) + 28)  # with IPv4 + UDP headers (RFC 3550 §6.2)
+        self._transmits.append((self.srtp.protect_rtcp(compound), self.remote))
+
+    def _close(self, now: float, reason: str) -> None:
+        if self.state is State.CONNECTED:  # tell the peer (close_notify) instead of waiting for consent loss
+            self.dtls.close(now)
+            self._drain_dtls_transmits()
+        self.state = State.CLOSED
+        self.closed_reason = reason
+        self.rtcp = None
+        self._events.append(Closed(reason))

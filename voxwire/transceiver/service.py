@@ -1,0 +1,161 @@
+"""The transceiver: turns SDP offers into calls on one shared UDP socket.
+
+Everything per-process is prepared once (the DTLS certificate and its fingerprint, the advertised
+candidates), so answering an offer costs parsing, a few random strings and building the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from voxwire.agent.base import Agent
+from voxwire.media.pipeline import MediaConfig
+from voxwire.proto.certificate import Certificate
+from voxwire.proto.dtls import DtlsRole
+from voxwire.proto.endpoint import Endpoint
+from voxwire.proto.session import Session, SessionConfig, SessionParams
+from voxwire.transceiver.call import Call
+from voxwire.wire.sdp import AnswerParams, Fingerprint, Offer, SdpError, build_answer, parse_offer
+
+log = logging.getLogger(__name__)
+
+_ICE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def ice_string(length: int) -> str:
+    """A random string of ice-chars (RFC 8839 §5.4) from the OS CSPRNG."""
+    return "".join(secrets.choice(_ICE_CHARS) for _ in range(length))
+
+
+class OfferRejected(ValueError):
+    """The offer is well-formed SDP that we cannot serve; the message says why."""
+
+
+@dataclass(frozen=True)
+class TransceiverConfig:
+    #: Host candidates put in every answer: the address clients send to (NAT 1:1, later the relay).
+    advertised: tuple[tuple[str, int], ...]
+    #: Our DTLS role when the offer leaves the choice to us (``a=setup:actpass``). As the DTLS client
+    #: we send the ClientHello on the first valid ICE check instead of waiting for the browser's.
+    preferred_setup: str = "active"
+    #: Most concurrent calls; an offer beyond it gets 503.
+    max_calls: int = 1000
+    session: SessionConfig = field(default_factory=SessionConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+
+    def __post_init__(self) -> None:
+        if not self.advertised:
+            raise ValueError("at least one advertised candidate address is required")
+        if self.preferred_setup not in ("active", "passive"):
+            raise ValueError(f"preferred_setup must be 'active' or 'passive', not {self.preferred_setup!r}")
+        if self.max_calls < 1:
+            raise ValueError("max_calls must be at least 1")
+
+
+class CapacityExceeded(RuntimeError):
+    pass
+
+
+class Transceiver:
+    """Owns the endpoint (all calls on one socket) and makes calls from offers."""
+
+    def __init__(
+        self,
+        config: TransceiverConfig,
+        agent_factory: Callable[[], Agent],
+        *,
+        certificate: Certificate | None = None,
+        wallclock_offset: float = 0.0,
+    ) -> None:
+        self.config = config
+        self.agent_factory = agent_factory
+        self.certificate = certificate or Certificate.generate()
+        self.endpoint: Endpoint[Call] = Endpoint()
+        self.calls: dict[str, Call] = {}
+        self.wallclock_offset = wallclock_offset
+        self._rng = random.Random(secrets.randbits(64))
+
+    def create_call(self, offer_sdp: str, now: float) -> tuple[Call, str]:
+        """Parse the offer, create the call, return it with the SDP answer.
+
+        Raises :class:`SdpError` (malformed), :class:`OfferRejected` (unsupported) or
+        :class:`CapacityExceeded`.
+        """
+        if len(self.calls) >= self.config.max_calls:
+            raise CapacityExceeded(f"this transceiver is at its limit of {self.config.max_calls} calls")
+        offer = parse_offer(offer_sdp)
+        audio = offer.audio
+        if audio is None:
+            raise OfferRejected("the offer has no audio section; voxwire needs one Opus audio stream")
+        setup = self._answer_setup(offer)
+        call_id = "rtc_" + secrets.token_hex(12)
+        params = SessionParams(
+            local_ufrag=ice_string(16),
+            local_pwd=ice_string(32),
+            remote_ufrag=offer.ice_ufrag,
+            remote_fingerprints=tuple((f.algorithm, f.value) for f in offer.fingerprints),
+            dtls_role=DtlsRole.CLIENT if setup == "active" else DtlsRole.SERVER,
+            opus_pt=audio.opus.payload_type,
+            local_ssrc=self._rng.randrange(1, 1 << 32),
+            cname=ice_string(16),
+        )
+        session = Session(
+            params,
+            self.certificate,
+            now,
+            self.config.session,
+            random.Random(self._rng.getrandbits(64)),
+            self.wallclock_offset,
+        )
+        call = Call(call_id, session, self.agent_factory(), self.config.media)
+        algo, value = self.certificate.fingerprint
+        answer = build_answer(
+            offer,
+            AnswerParams(
+                ice_ufrag=params.local_ufrag,
+                ice_pwd=params.local_pwd,
+                fingerprint=Fingerprint(algo, value),
+                setup="active" if setup == "active" else "passive",
+                candidates=self.config.advertised,
+                audio_ssrc=params.local_ssrc,
+                cname=params.cname,
+                msid_stream=call_id,
+                msid_track="audio",
+                session_id=self._rng.randrange(1, 1 << 62),
+            ),
+        )
+        self.endpoint.add(call)
+        self.calls[call_id] = call
+        log.info("call %s created (%s, dtls %s)", call_id, "audio+data" if offer.application else "audio", setup)
+        return call, answer
+
+    def end_call(self, call_id: str, now: float, reason: str = "hung up") -> bool:
+        call = self.calls.get(call_id)
+        if call is None:
+            return False
+        call.close(now, reason)
+        self.endpoint.touch(call)
+        return True
+
+    def collect(self) -> None:
+        """Forget calls the endpoint removed (closed by timeout, consent loss, DTLS or hang-up)."""
+        while (removed := self.endpoint.poll_removed()) is not None:
+            call = removed.session
+            self.calls.pop(call.call_id, None)
+
+    def _answer_setup(self, offer: Offer) -> str:
+        setup = str(offer.setup)
+        if setup == "actpass":
+            return self.config.preferred_setup
+        if setup == "active":
+            return "passive"
+        if setup == "passive":
+            return "active"
+        raise OfferRejected(f"unsupported a=setup:{setup}")
+
+
+__all__ = ["CapacityExceeded", "OfferRejected", "SdpError", "Transceiver", "TransceiverConfig", "ice_string"]
