@@ -7,12 +7,13 @@ import hmac
 import itertools
 import struct
 import zlib
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voxwire.proto.ice import ConsentExpired, IceConfig, IceLiteAgent, PairSelected
+from voxwire.proto.ice import ConsentExpired, IceConfig, IceEvent, IceLiteAgent, PairSelected
 from voxwire.wire.errors import ParseError
 from voxwire.wire.stun import BINDING, StunClass, StunMessage, parse, serialize
 from voxwire.wire.types import Address
@@ -61,14 +62,15 @@ def agent(remote_ufrag: str | None = REMOTE_UFRAG, **config: float) -> IceLiteAg
     return IceLiteAgent(LOCAL_UFRAG, LOCAL_PWD, remote_ufrag, IceConfig(**config))
 
 
-def feed(ice: IceLiteAgent, addr: Address, now: float, **kwargs: object) -> StunMessage:
-    data, msg = check(**kwargs)  # type: ignore[arg-type]
+def feed(ice: IceLiteAgent, addr: Address, now: float, **kwargs: Any) -> StunMessage:
+    data, msg = check(**kwargs)
     ice.handle_stun(data, msg, addr, now)
     return msg
 
 
-def drain(ice: IceLiteAgent) -> tuple[list[tuple[bytes, Address]], list[object]]:
-    transmits, events = [], []
+def drain(ice: IceLiteAgent) -> tuple[list[tuple[bytes, Address]], list[IceEvent]]:
+    transmits: list[tuple[bytes, Address]] = []
+    events: list[IceEvent] = []
     while (t := ice.poll_transmit()) is not None:
         transmits.append(t)
     while (e := ice.poll_event()) is not None:

@@ -114,3 +114,30 @@ def test_capacity_and_validation() -> None:
     assert pacer.poll_timeout() is None and pacer.handle_timeout(5.0) == []  # not started
     with pytest.raises(ValueError):
         Pacer(frame_duration=0.0201)
+
+
+def test_a_jittery_real_time_producer_keeps_one_talkspurt() -> None:
+    """An echo: frames arrive at 50/s with up to +-9 ms of network jitter, starting at an arbitrary
+    phase of the grid. Timestamps stay contiguous and only the first frame carries the marker."""
+    import random
+
+    rng = random.Random(4)
+    pacer: Pacer[int] = Pacer(initial_timestamp=1000)
+    pacer.start(0.0)
+    arrivals = sorted(0.5137 + 0.02 * i + rng.uniform(-0.009, 0.009) for i in range(200))
+    sent: list[PacedFrame[int]] = []
+    now = 0.0
+    for i, at in enumerate(arrivals):
+        # Serve every tick due before this arrival, then the arrival itself.
+        while (t := pacer.poll_timeout()) is not None and t <= at:
+            now = t
+            sent += pacer.handle_timeout(now)
+        now = at
+        pacer.push(i)
+        if (t := pacer.poll_timeout()) is not None and t <= now:
+            sent += pacer.handle_timeout(now)
+    while (t := pacer.poll_timeout()) is not None:
+        sent += pacer.handle_timeout(t)
+    assert [f.frame for f in sent] == list(range(200))
+    assert [f.marker for f in sent] == [True] + [False] * 199
+    assert all(b.timestamp - a.timestamp == 960 for a, b in zip(sent, sent[1:], strict=False))

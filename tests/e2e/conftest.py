@@ -86,3 +86,16 @@ def baseline_server(tmp_path_factory: pytest.TempPathFactory):
         harness.baseline_command(port) + ["--verbose"], port=port, log_dir=log_dir
     ) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def voxwire_server(tmp_path_factory: pytest.TempPathFactory):
+    """`voxwire serve` (echo agent) in its own process, on loopback."""
+    port = harness.free_port()
+    udp_port = harness.free_port(socket.SOCK_DGRAM)
+    log_dir = tmp_path_factory.mktemp("voxwire")
+    with harness.run_server(
+        harness.voxwire_command(port, udp_port, "--log-level", "debug"), port=port, log_dir=log_dir
+    ) as server:
+        server.udp_port = udp_port
+        yield server

@@ -20,7 +20,9 @@ first frame after such a gap (and the very first frame, and the first after :met
 the marker bit, as RFC 3551 §4.1 asks for the first packet of a talkspurt. While the queue is
 empty the pacer does not ask to be woken (:meth:`poll_timeout` is ``None``); after :meth:`push` it
 asks for the next tick, which may already be past: the frame then goes out at once in the
-current tick's slot, so the first frame of a response waits for no timer.
+current tick's slot, so the first frame of a response waits for no timer. A frame pushed less than
+one frame after its tick was due still continues the talkspurt (contiguous timestamps, no marker);
+after a longer gap the grid is re-anchored on the new talkspurt's first frame.
 
 **Stalls.** If the process was late (the tick timer fired long after its time), up to
 ``max_burst`` frames go out for the most recent due ticks (normally 2: the late one and the one
@@ -179,6 +181,12 @@ class Pacer(Generic[T]):
             if due > 1:
                 c.silent_ticks += due - 1
                 self._gap = True
+                # A new talkspurt: re-anchor the grid on this frame, so that its followers may
+                # arrive up to one whole frame late (network jitter on an echo, a model's uneven
+                # output) without a timestamp jump and a marker in the middle of speech. Media
+                # time then lags the clock by under one frame per talkspurt, which only shortens
+                # the silence the receiver sees; the SR maps RTP time to wallclock regardless.
+                self._t0 = now - slot * self.frame_duration
             self._tick = slot
             due = 1
             self._idle = False

@@ -2,11 +2,16 @@
 
 Inbound: RTP Opus packets -> :class:`~voxwire.media.reorder.ReorderBuffer` (no prefetch delay; a gap
 waits at most ``max_delay`` for the missing packet) -> Opus decode, in-band FEC for a single loss
-when the next packet is there, PLC otherwise -> soxr stream to the agent's rate.
+when the next packet is there, PLC otherwise.
 
-Outbound: agent PCM -> soxr stream to 48 kHz -> cut into 20 ms frames -> :class:`~voxwire.media.pacer.Pacer`
-(monotonic schedule, never more than one frame ahead of real time; queued PCM is dropped cheaply on
-a flush) -> Opus encode at send time.
+Outbound: agent PCM -> cut into 20 ms frames -> :class:`~voxwire.media.pacer.Pacer` (monotonic
+schedule, never more than one frame ahead of real time; queued PCM is dropped cheaply on a flush)
+-> Opus encode at send time.
+
+libopus decodes to and encodes from 8, 12, 16, 24 and 48 kHz natively, with no added delay, so for
+those agent rates no resampler sits on the path (soxr holds back ~26 ms at 48->24 kHz and releases
+audio in bursts). Other rates (a 22.05 kHz TTS voice) go through a soxr stream to/from 48 kHz. The
+RTP clock stays 48 kHz whatever the rate (RFC 7587 §4.1).
 """
 
 from __future__ import annotations
@@ -22,7 +27,13 @@ from voxwire.media.reorder import Fec, Lost, Packet, ReorderBuffer
 from voxwire.media.resample import Resampler
 
 OPUS_RATE = 48_000
-FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+OPUS_NATIVE_RATES = frozenset({8_000, 12_000, 16_000, 24_000, 48_000})
+FRAME_SECONDS = 0.02
+
+
+def codec_rate(agent_rate: int) -> int:
+    """The rate libopus runs at for an agent rate: the agent's own when Opus supports it."""
+    return agent_rate if agent_rate in OPUS_NATIVE_RATES else OPUS_RATE
 
 
 @dataclass(frozen=True)
@@ -47,9 +58,11 @@ class InboundAudio:
     """Opus RTP in, agent-rate PCM out."""
 
     def __init__(self, agent_rate: int, config: MediaConfig) -> None:
+        rate = codec_rate(agent_rate)
         self.reorder = ReorderBuffer(max_delay=config.reorder_delay)
-        self.decoder = OpusDecoder(OPUS_RATE, 1)
-        self.resampler = Resampler(OPUS_RATE, agent_rate)
+        self.decoder = OpusDecoder(rate, 1)
+        self.frame_samples = round(rate * FRAME_SECONDS)
+        self.resampler = Resampler(rate, agent_rate)
         self.decode_errors = 0
 
     def push(self, seq: int, payload: bytes, now: float) -> None:
@@ -64,30 +77,34 @@ class InboundAudio:
     def pop_pcm(self) -> Pcm | None:
         """Everything decodable now, resampled to the agent's rate, or None."""
         chunks: list[bytes] = []
+        n = self.frame_samples
         while (frame := self.reorder.pop()) is not None:
             try:
                 if isinstance(frame, Packet):
                     chunks.append(self.decoder.decode(frame.payload))
                 elif isinstance(frame, Fec):
-                    chunks.append(self.decoder.decode_fec(frame.next_payload, FRAME_SAMPLES))
+                    chunks.append(self.decoder.decode_fec(frame.next_payload, n))
                 elif isinstance(frame, Lost):
-                    chunks.append(self.decoder.conceal(FRAME_SAMPLES))
+                    chunks.append(self.decoder.conceal(n))
             except OpusError:
                 self.decode_errors += 1
-                chunks.append(self.decoder.conceal(FRAME_SAMPLES))
+                chunks.append(self.decoder.conceal(n))
         if not chunks:
             return None
         pcm = np.frombuffer(b"".join(chunks), dtype=np.int16)
-        out = self.resampler.process(pcm)
-        return out if len(out) else None
+        if not self.resampler.passthrough:
+            pcm = self.resampler.process(pcm)
+        return pcm if len(pcm) else None
 
 
 class OutboundAudio:
     """Agent-rate PCM in, paced Opus frames out."""
 
     def __init__(self, agent_rate: int, config: MediaConfig, initial_timestamp: int) -> None:
-        self.resampler = Resampler(agent_rate, OPUS_RATE)
-        self.encoder = OpusEncoder(OPUS_RATE, 1, bitrate=config.bitrate)
+        rate = codec_rate(agent_rate)
+        self.resampler = Resampler(agent_rate, rate)
+        self.encoder = OpusEncoder(rate, 1, bitrate=config.bitrate)
+        self.frame_samples = round(rate * FRAME_SECONDS)
         self.pacer: Pacer[Pcm] = Pacer(initial_timestamp=initial_timestamp, capacity=round(config.max_queued / 0.02))
         self._partial = np.zeros(0, dtype=np.int16)
         self.overflow_frames = 0
@@ -97,13 +114,14 @@ class OutboundAudio:
 
     def play(self, pcm: Pcm) -> None:
         """Queue agent audio; whole 20 ms frames go to the pacer, the remainder waits."""
-        audio = self.resampler.process(pcm)
+        audio = pcm if self.resampler.passthrough else self.resampler.process(pcm)
         if len(self._partial):
             audio = np.concatenate((self._partial, audio))
-        whole = len(audio) - len(audio) % FRAME_SAMPLES
-        for start in range(0, whole, FRAME_SAMPLES):
+        n = self.frame_samples
+        whole = len(audio) - len(audio) % n
+        for start in range(0, whole, n):
             try:
-                self.pacer.push(audio[start : start + FRAME_SAMPLES])
+                self.pacer.push(audio[start : start + n])
             except PacerFull:
                 self.overflow_frames += 1
         self._partial = audio[whole:].copy()
@@ -111,6 +129,7 @@ class OutboundAudio:
     def flush(self) -> int:
         """Drop everything queued (barge-in). Returns the number of frames dropped."""
         self._partial = np.zeros(0, dtype=np.int16)
+        self.resampler.reset()  # else the interrupted response's tail starts the next one
         return self.pacer.clear()
 
     def poll_timeout(self) -> float | None:
@@ -119,6 +138,6 @@ class OutboundAudio:
     def due(self, now: float) -> list[tuple[bytes, int, bool]]:
         """Encode the frames due at ``now``: (opus payload, rtp timestamp, marker)."""
         return [
-            (self.encoder.encode(f.frame, FRAME_SAMPLES), f.timestamp & 0xFFFFFFFF, f.marker)
+            (self.encoder.encode(f.frame, self.frame_samples), f.timestamp & 0xFFFFFFFF, f.marker)
             for f in self.pacer.handle_timeout(now)
         ]

@@ -293,10 +293,10 @@ class Session:
         first = self.remote is None
         self.remote = addr
         if first:
+            # As DTLS client our ClientHello leaves now; as server we start the handshake deadline.
             self.state = State.CONNECTING
-            if self.params.dtls_role is DtlsRole.CLIENT:
-                self.dtls.start(now)
-                self._drain_dtls(now)
+            self.dtls.start(now)
+            self._drain_dtls(now)
 
     def _drain_dtls_transmits(self) -> None:
         if self.remote is None:

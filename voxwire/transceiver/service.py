@@ -101,7 +101,7 @@ class Transceiver:
             dtls_role=DtlsRole.CLIENT if setup == "active" else DtlsRole.SERVER,
             opus_pt=audio.opus.payload_type,
             local_ssrc=self._rng.randrange(1, 1 << 32),
-            cname=ice_string(16),
+            cname=secrets.token_hex(8),
         )
         session = Session(
             params,

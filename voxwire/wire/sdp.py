@@ -58,6 +58,7 @@ AnswerSetup = Literal["active", "passive"]
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 
 _DIRECTIONS: tuple[Direction, ...] = ("sendrecv", "sendonly", "recvonly", "inactive")
+_SETUPS: dict[str, Setup] = {"actpass": "actpass", "active": "active", "passive": "passive"}
 _ANSWER_DIRECTION: dict[Direction, Direction] = {  # RFC 3264 §6.1
     "sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive",
 }
@@ -71,6 +72,7 @@ _ICE_CHARS = re.compile(r"[A-Za-z0-9+/]+")  # RFC 8839 §5.1 ice-char
 _TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")  # RFC 8866 §9 token
 _HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,252}")
 _HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*")
+_URI = re.compile(r"[!-~]+")  # printable ASCII, no space
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
@@ -328,8 +330,9 @@ def _lines(text: str) -> list[tuple[int, str, str]]:
         line = line.removesuffix("\r")
         if not line:
             continue  # the final line break, or a stray blank line
-        if _CONTROL.search(line):
-            raise SdpError(f"line {number}: control character in {_show(line)}")
+        control = _CONTROL.search(line)
+        if control:  # named by code point only: the line may hold the ICE password
+            raise SdpError(f"line {number}: control character U+{ord(control.group()):04X}")
         if len(line) < 2 or line[1] != "=" or not "a" <= line[0] <= "z":
             raise SdpError(f"line {number}: expected '<letter>=<value>', got {_show(line)}")
         lines.append((number, line[0], line[2:]))
@@ -468,9 +471,9 @@ def _transport(session: _Block, media: _Block) -> Transport:
     if found is not None:
         if found[1] == "holdconn":
             raise _error(found[0], "a=setup", "holdconn is not supported")
-        if found[1] not in ("actpass", "active", "passive"):
+        if found[1] not in _SETUPS:
             raise _error(found[0], "a=setup", f"expected actpass, active or passive, got {_show(found[1])}")
-        setup = found[1]  # type: ignore[assignment]  # checked just above
+        setup = _SETUPS[found[1]]
     candidates = tuple(_candidate(number, value) for number, value in media.values("candidate"))
     end = media.one("end-of-candidates") is not None or session.one("end-of-candidates") is not None
     return Transport(ufrag[1], pwd[1], options, fingerprints, setup, candidates, end)
@@ -524,10 +527,14 @@ def _candidate(number: int, value: str) -> Candidate:
 
 
 def _is_host(text: str) -> bool:
+    return _is_ip(text) or _HOSTNAME.fullmatch(text) is not None
+
+
+def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:
-        return _HOSTNAME.fullmatch(text) is not None
+        return False
     return True
 
 
@@ -603,13 +610,11 @@ def _opus_params(block: _Block, opus: RtpCodec) -> Mapping[str, str]:
     """RFC 7587 §7: 'name=value' pairs separated by ';'."""
     params: dict[str, str] = {}
     number = next((n for n, v in block.values("fmtp") if v.startswith(f"{opus.payload_type} ")), block.lineno)
-    for item in (opus.fmtp or "").split(";"):
-        key, equals, value = item.strip().partition("=")
-        if not item.strip():
-            continue
-        if not equals or not _TOKEN.fullmatch(key.strip()) or not _TOKEN.fullmatch(value.strip()):
+    for item in filter(None, (item.strip() for item in (opus.fmtp or "").split(";"))):
+        key, equals, value = (part.strip() for part in item.partition("="))
+        if not equals or not _TOKEN.fullmatch(key) or not _TOKEN.fullmatch(value):
             raise _error(number, f"a=fmtp:{opus.payload_type}", f"{_show(item)} is not 'name=value'")
-        params[key.strip().lower()] = value.strip()
+        params[key.lower()] = value
     return MappingProxyType(params)
 
 
@@ -693,15 +698,17 @@ class AnswerParams:
             "ice_ufrag": 4 <= len(self.ice_ufrag) <= 256 and _ICE_CHARS.fullmatch(self.ice_ufrag),
             "ice_pwd": 22 <= len(self.ice_pwd) <= 256 and _ICE_CHARS.fullmatch(self.ice_pwd),
             "fingerprint": self.fingerprint.algorithm in _STRONG_DIGESTS
-            and _HEX_PAIRS.fullmatch(self.fingerprint.value),
+            and _HEX_PAIRS.fullmatch(self.fingerprint.value)
+            and len(self.fingerprint.value) == 3 * _DIGEST_SIZES[self.fingerprint.algorithm] - 1,
             "setup": self.setup in ("active", "passive"),
-            "candidates": all(_is_ip(ip) and 1 <= port <= 65535 for ip, port in self.candidates),
+            "candidates": len(self.candidates) <= 64
+            and all(_is_ip(ip) and 1 <= port <= 65535 for ip, port in self.candidates),
             "audio_ssrc": 0 <= self.audio_ssrc < 2**32,
             "cname": _TOKEN.fullmatch(self.cname),
             "msid": _TOKEN.fullmatch(self.msid_stream) and _TOKEN.fullmatch(self.msid_track),
             "session_id": 0 <= self.session_id < 2**63,
             "opus_params": all(_TOKEN.fullmatch(k) and _TOKEN.fullmatch(v) for k, v in self.opus_params),
-            "extmaps": all(uri and " " not in uri for uri in self.extmaps),
+            "extmaps": all(_URI.fullmatch(uri) for uri in self.extmaps),
             "sctp_port": 1 <= self.sctp_port <= 65535,
             "max_message_size": 0 <= self.max_message_size < 2**64,
             "sctp_init": self.sctp_init is None or 0 < len(self.sctp_init) <= MAX_SCTP_INIT_SIZE,
@@ -725,51 +732,42 @@ def host_priority(index: int) -> int:
 
 
 def build_answer(offer: Offer, params: AnswerParams) -> str:
-    """The answer to `offer`: same m-sections in the same order, accepted ones bundled."""
+    """The answer to `offer`: the same m-sections in the same order, the accepted ones bundled."""
     if answer_setup(offer.setup, params.setup) != params.setup:
         raise ValueError(f"a=setup:{params.setup} cannot answer a=setup:{offer.setup} (RFC 8842 §5.3)")
     accepted = [m.mid for m in offer.media if not isinstance(m, DeclinedSection)]
-    lines = ["v=0", f"o=- {params.session_id} 2 IN IP4 127.0.0.1", "s=-", "t=0 0"]
     group = [mid for mid in offer.bundle if mid in accepted]
-    if group:
-        lines.append("a=group:BUNDLE " + " ".join(group))
+    lines = ["v=0", f"o=- {params.session_id} 2 IN IP4 127.0.0.1", "s=-", "t=0 0"]
+    lines += ["a=group:BUNDLE " + " ".join(group)] if group else []
     lines += ["a=ice-lite", "a=msid-semantic: WMS *"]
+    # Every bundled section carries the same address (RFC 9143 §7.3.1); 9 is JSEP's "no port yet".
+    ip, port = params.candidates[0] if params.candidates else ("0.0.0.0", 9)
     for section in offer.media:
-        if isinstance(section, DeclinedSection):
+        if isinstance(section, DeclinedSection):  # RFC 3264 §6: port 0, any one of the formats
             lines += [f"m={section.kind} 0 {section.proto} {section.formats[0]}", "c=IN IP4 0.0.0.0"]
             lines += [f"a=mid:{section.mid}"] if section.mid is not None else []
-        elif isinstance(section, AudioSection):
-            lines += _transport_lines(section, " ".join(("audio", "{port}", section.proto,
-                                                         str(section.opus.payload_type))), params)
+            continue
+        if isinstance(section, AudioSection):
+            lines.append(f"m=audio {port} {section.proto} {section.opus.payload_type}")
+        else:
+            lines.append(f"m=application {port} UDP/DTLS/SCTP webrtc-datachannel")
+        lines.append(f"c=IN {'IP6' if ':' in ip else 'IP4'} {ip}")
+        lines += [f"a=mid:{section.mid}"] if section.mid is not None else []
+        lines += [
+            f"a=ice-ufrag:{params.ice_ufrag}",
+            f"a=ice-pwd:{params.ice_pwd}",
+            "a=ice-options:ice2",
+            f"a=fingerprint:{params.fingerprint.algorithm} {params.fingerprint.value}",
+            f"a=setup:{params.setup}",
+        ]
+        if isinstance(section, AudioSection):
             lines += _audio_lines(section, params)
         elif isinstance(section, ApplicationSection):
-            lines += _transport_lines(section, "application {port} UDP/DTLS/SCTP webrtc-datachannel", params)
             lines += [f"a=sctp-port:{params.sctp_port}", f"a=max-message-size:{params.max_message_size}"]
             if section.sctp_init is not None and params.sctp_init is not None:
                 lines.append("a=sctp-init:" + binascii.b2a_base64(params.sctp_init, newline=False).decode())
-        lines += _candidate_lines(params) if not isinstance(section, DeclinedSection) else []
+        lines += _candidate_lines(params)
     return "\r\n".join(lines) + "\r\n"  # RFC 8866 §5: CRLF
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _transport_lines(section: MediaSection, mline: str, params: AnswerParams) -> list[str]:
-    ip, port = params.candidates[0] if params.candidates else ("0.0.0.0", 9)  # JSEP §5.3.1: 9 = discard
-    lines = [f"m={mline.format(port=port)}", f"c=IN {'IP6' if ':' in ip else 'IP4'} {ip}"]
-    lines += [f"a=mid:{section.mid}"] if section.mid is not None else []
-    return lines + [
-        f"a=ice-ufrag:{params.ice_ufrag}",
-        f"a=ice-pwd:{params.ice_pwd}",
-        "a=ice-options:ice2",
-        f"a=fingerprint:{params.fingerprint.algorithm} {params.fingerprint.value}",
-        f"a=setup:{params.setup}",
-    ]
 
 
 def _audio_lines(section: AudioSection, params: AnswerParams) -> list[str]:

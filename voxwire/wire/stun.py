@@ -16,8 +16,9 @@ the header length rewritten as RFC 8489 §14.5 requires. FINGERPRINT, when prese
 
 Short-term credentials make the key the ICE password itself (RFC 8489 §9.1.1). An
 :class:`IntegrityKey` holds the HMAC-SHA1 (RFC 2104) inner and outer states precomputed for one key,
-so each message costs two SHA-1 state copies and two short updates: about 1 µs here, against ~1.6 µs
-for ``hmac.HMAC.copy()`` and ~3.5 µs for ``hmac.digest()``, which redoes the key schedule every call.
+so each message costs two SHA-1 state copies and two short updates: about 0.9 µs here, against
+~1.4 µs for a copied ``hmac.HMAC`` and 2-3.5 µs for ``hmac.new``/``hmac.digest``, which redo the key
+schedule every call. :func:`binding_success` is the answer to every check, built in one pass (~1.8 µs).
 
 :func:`is_stun` and :func:`peek_username` are the cheap, never-raising probes of the demux and
 relay hot paths: they read only the header and the attributes up to USERNAME.

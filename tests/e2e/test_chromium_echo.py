@@ -1,0 +1,68 @@
+"""Headless Chromium against `voxwire serve`: the page hears its own speech back through the echo
+agent (decode -> resample -> encode), two calls share the one UDP port, hang-up frees the call."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+from .browser import delay, find_in_loop, read_wav, recording, start_call, stop_call, timeline, wait_for
+
+
+def server_calls(server) -> int:
+    with urllib.request.urlopen(server.url + "/healthz", timeout=5) as resp:
+        return json.load(resp)["calls"]
+
+
+def wait_calls(server, page, n: int, timeout_ms: int = 3000) -> None:
+    for _ in range(timeout_ms // 50):
+        if server_calls(server) == n:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"server has {server_calls(server)} calls, expected {n}")
+
+
+def test_chromium_hears_its_own_speech(voxwire_server, new_page, speech, other_speech):
+    page = new_page(voxwire_server.url, "?raw=1")
+    start_call(page)
+    wait_for(page, "first_audio", timeout=15)
+    page.wait_for_timeout(3000)
+    rec = recording(page)
+    events = timeline(page)
+    stop_call(page)
+
+    heard = find_in_loop(read_wav(speech), rec.remote, rec.rate)
+    control = find_in_loop(read_wav(other_speech), rec.remote, rec.rate)
+    echo = delay(rec.local, rec.remote, rec.rate)
+    print(f"\ntimeline ms: {json.dumps(events)}\nheard {heard}\ncontrol {control}\necho delay {echo}")
+    assert heard.corr > 0.6 and heard.windows >= 8, heard
+    assert control.corr < heard.corr - 0.25, (heard, control)
+    assert 0.02 < echo.lag < 0.6 and echo.corr > 0.6, echo
+    assert events["dtls_connected"] - events["offer_sent"] < 1000, events
+    wait_calls(voxwire_server, page, 0)
+    assert page.console_errors == []
+    assert "connected (AEAD_AES_128_GCM)" in voxwire_server.log()
+
+
+def test_two_calls_share_the_udp_port(voxwire_server, new_page, speech):
+    pages = [new_page(voxwire_server.url, "?raw=1") for _ in range(2)]
+    for page in pages:
+        start_call(page)
+    for page in pages:
+        wait_for(page, "first_audio", timeout=15)
+    assert server_calls(voxwire_server) == 2
+    pages[0].wait_for_timeout(2500)
+    sent = read_wav(speech)
+    for page in pages:
+        rec = recording(page)
+        heard = find_in_loop(sent, rec.remote, rec.rate)
+        assert heard.corr > 0.6, heard
+        # The answer's only candidate is the one shared UDP port.
+        answer = page.evaluate("window.voxwire.pc.remoteDescription.sdp") if page.evaluate(
+            "!!(window.voxwire.pc)") else None
+        if answer is not None:
+            ports = {line.split()[5] for line in answer.splitlines() if line.startswith("a=candidate")}
+            assert ports == {str(voxwire_server.udp_port)}, ports
+    for page in pages:
+        stop_call(page)
+    wait_calls(voxwire_server, pages[0], 0)

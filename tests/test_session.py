@@ -1,0 +1,189 @@
+"""Two peers on virtual time: the transceiver (endpoint + calls) and the in-memory test client.
+
+ICE-lite + DTLS + SRTP complete and carry audio both ways through the echo agent; the session frees
+itself on consent loss, connect timeout, DTLS failure and hang-up; garbage is counted, not raised.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from voxwire.agent.echo import EchoAgent
+from voxwire.media.opus import OpusDecoder, OpusEncoder
+from voxwire.proto.certificate import Certificate
+from voxwire.proto.session import SessionConfig, State
+from voxwire.testing.client import TestClient
+from voxwire.testing.link import Link, LinkConfig, Network
+from voxwire.transceiver.service import Transceiver, TransceiverConfig
+
+SERVER = ("192.0.2.1", 3478)
+CLIENT = ("192.0.2.10", 50000)
+
+
+@pytest.fixture(scope="module")
+def certs() -> tuple[Certificate, Certificate]:
+    return Certificate.generate(), Certificate.generate()
+
+
+def make_pair(
+    certs: tuple[Certificate, Certificate],
+    *,
+    link: LinkConfig | None = None,
+    setup: str = "active",
+    seed: int = 1,
+    client_cert: Certificate | None = None,
+) -> tuple[Network, Transceiver, TestClient, str]:
+    net = Network(Link(link or LinkConfig(delay=0.02), seed=seed))
+    config = TransceiverConfig(advertised=(SERVER,), preferred_setup=setup, session=SessionConfig(connect_timeout=10))
+    transceiver = Transceiver(config, EchoAgent, certificate=certs[0])
+    client = TestClient(client_cert or certs[1], net.now, rng=random.Random(seed))
+    call, answer = transceiver.create_call(client.offer(), net.now)
+    client.answer(answer, net.now)
+    net.add(SERVER, transceiver.endpoint)
+    net.add(CLIENT, client)
+    return net, transceiver, client, call.call_id
+
+
+def speech_like(seconds: float, rate: int = 48000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voice = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 2.5 * t) ** 2
+    return (voice * envelope * 6000).astype(np.int16)
+
+
+def talk(net: Network, client: TestClient, pcm: np.ndarray) -> None:
+    """Send ``pcm`` as Opus at 50 packets/s in virtual real time."""
+    enc = OpusEncoder(48000, 1)
+    ts = 0
+    for i in range(0, len(pcm) - 959, 960):
+        client.send_rtp(enc.encode(pcm[i : i + 960], 960), ts, marker=i == 0)
+        ts += 960
+        net.advance(0.02)
+
+
+def decode_all(client: TestClient) -> np.ndarray:
+    dec = OpusDecoder(48000, 1)
+    packets = sorted(client.received, key=lambda p: p.sequence_number)
+    return np.frombuffer(b"".join(dec.decode(p.payload) for p in packets), dtype=np.int16)
+
+
+@pytest.mark.parametrize("setup", ["active", "passive"])
+def test_connects_in_either_dtls_role_and_echoes(certs, setup):
+    net, transceiver, client, call_id = make_pair(certs, setup=setup)
+    call = transceiver.calls[call_id]
+    start = net.now
+    net.run_until(lambda: client.srtp is not None and call.session.state is State.CONNECTED, timeout=2)
+    # Active (our ClientHello on the first check) needs one round trip less than passive.
+    round_trips = (net.now - start) / 0.04
+    assert round_trips <= (3.1 if setup == "active" else 4.1), round_trips
+    talk(net, client, speech_like(1.0))
+    net.advance(0.2)
+    assert len(client.received) >= 45
+    echoed = decode_all(client).astype(float)
+    assert np.sqrt(np.mean(echoed**2)) > 500  # speech energy came back
+    # Timestamps advance by exactly one 20 ms frame within a talkspurt.
+    ts = [p.timestamp for p in client.received[:20]]
+    assert all((b - a) % (1 << 32) == 960 for a, b in zip(ts, ts[1:], strict=False))
+    assert client.received[0].marker
+
+
+def test_survives_loss_and_reordering(certs):
+    link = LinkConfig(delay=0.02, jitter=0.045, loss=0.05)
+    net, transceiver, client, call_id = make_pair(certs, link=link, seed=3)
+    call = transceiver.calls[call_id]
+    net.run_until(lambda: client.srtp is not None and call.session.state is State.CONNECTED, timeout=8)
+    talk(net, client, speech_like(2.0))
+    net.advance(0.3)
+    inbound = call.session.inbound
+    assert inbound is not None and inbound.received > 80
+    # The reorder buffer put packets back in order, FEC/PLC filled what was lost.
+    counters = call.inbound.reorder.counters
+    assert counters.reordered > 0
+    assert counters.fec + counters.lost > 0
+    assert len(client.received) > 75
+
+
+def test_consent_expiry_frees_the_call(certs):
+    net, transceiver, client, call_id = make_pair(certs)
+    net.run_until(lambda: client.srtp is not None, timeout=2)
+    client.stop_checks()
+    net.advance(29.0)
+    assert call_id in transceiver.calls
+    net.advance(2.0)
+    transceiver.collect()
+    assert call_id not in transceiver.calls
+    assert len(transceiver.endpoint) == 0
+
+
+def test_connect_timeout_frees_a_call_that_never_connects(certs):
+    net, transceiver, client, call_id = make_pair(certs)
+    net.peers.pop(CLIENT)  # the client never sends a check
+    net.advance(9.9)
+    transceiver.collect()
+    assert call_id in transceiver.calls
+    net.advance(0.2)
+    transceiver.collect()
+    assert call_id not in transceiver.calls
+
+
+def test_wrong_fingerprint_closes_and_frees(certs):
+    net, transceiver, client, call_id = make_pair(certs)
+    call = transceiver.calls[call_id]
+    # The client presents a certificate other than the one its offer advertised.
+    assert client.dtls is not None
+    client.dtls = type(client.dtls)(Certificate.generate(), client.dtls.role, [certs[0].fingerprint])
+    if client.dtls.role.value == "server":
+        client.dtls.start(net.now)
+    net.advance(2.0)
+    transceiver.collect()
+    assert call.close_reason is not None and "fingerprint" in call.close_reason
+    assert call_id not in transceiver.calls
+    assert client.srtp is None
+
+
+def test_hangup_frees_everything(certs):
+    net, transceiver, client, call_id = make_pair(certs)
+    call = transceiver.calls[call_id]
+    net.run_until(lambda: client.srtp is not None and call.session.state is State.CONNECTED, timeout=2)
+    assert transceiver.end_call(call_id, net.now)
+    net.advance(0.1)
+    transceiver.collect()
+    assert call_id not in transceiver.calls and len(transceiver.endpoint) == 0
+    assert client.closed_reason is not None  # close_notify reached the client
+    assert not transceiver.end_call(call_id, net.now)
+
+
+def test_garbage_from_anywhere_is_counted_not_raised(certs):
+    net, transceiver, client, call_id = make_pair(certs)
+    call = transceiver.calls[call_id]
+    net.run_until(lambda: client.srtp is not None and call.session.state is State.CONNECTED, timeout=2)
+    rng = random.Random(5)
+    endpoint = transceiver.endpoint
+    for i in range(2000):
+        data = rng.randbytes(rng.randrange(0, 300))
+        src = CLIENT if i % 2 else ("198.51.100.7", 1000 + i)
+        endpoint.handle_datagram(data, src, net.now)
+    while endpoint.poll_transmit() is not None:
+        pass
+    assert call.session.state is State.CONNECTED
+    assert endpoint.counters.get("drop_unknown_source", 0) > 0
+    assert len(endpoint) == 1
+
+
+def test_two_sessions_share_one_socket(certs):
+    net, transceiver, client_a, id_a = make_pair(certs)
+    client_b = TestClient(certs[1], net.now, rng=random.Random(99), ssrc=0x0BADCAFE)
+    call_b, answer = transceiver.create_call(client_b.offer(), net.now)
+    client_b.answer(answer, net.now)
+    net.add(("192.0.2.11", 40000), client_b)
+    net.run_until(lambda: client_a.srtp is not None and client_b.srtp is not None, timeout=2)
+    talk(net, client_a, speech_like(0.4))
+    net.advance(0.2)
+    assert len(client_a.received) > 10 and len(client_b.received) == 0
+    assert transceiver.calls[id_a].session.remote == CLIENT
+    assert call_b.session.remote == ("192.0.2.11", 40000)

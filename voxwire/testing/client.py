@@ -1,0 +1,216 @@
+"""A minimal sans-IO WebRTC client: the controlling side of what a browser does, for tests.
+
+It writes an SDP offer, then against the answer it runs a controlling ICE agent that checks ONE
+remote candidate (with USE-CANDIDATE, aggressive nomination), DTLS in the role the answer leaves it,
+and SRTP. It sends and receives raw RTP payloads; audio coding is the caller's business. The virtual
+time tests drive it next to the server on :class:`voxwire.testing.link.Network`, and the load
+generator (capacity issue) will reuse it against a real socket.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+
+from voxwire.proto.certificate import Certificate
+from voxwire.proto.dtls import ApplicationData, DtlsClosed, DtlsRole, DtlsTransport, HandshakeComplete
+from voxwire.proto.srtp import SrtpError, SrtpSession
+from voxwire.wire import stun
+from voxwire.wire.demux import PacketKind, classify
+from voxwire.wire.errors import ParseError
+from voxwire.wire.rtp import RtpPacket, build_rtp, parse_rtp
+from voxwire.wire.sdp import parse_description
+from voxwire.wire.types import Address
+
+_ICE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+#: RFC 8445 §14.3: Ta pacing; we retransmit an unanswered check every 50 ms, then consent every 5 s.
+CHECK_INTERVAL = 0.05
+CONSENT_INTERVAL = 5.0
+
+
+def _ice(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice(_ICE_CHARS) for _ in range(n))
+
+
+def make_offer(
+    ufrag: str, pwd: str, fingerprint: tuple[str, str], *, data_channel: bool = False, opus_pt: int = 111
+) -> str:
+    """A browser-shaped offer: one sendrecv Opus audio section, optionally a data channel."""
+    mids = "0 1" if data_channel else "0"
+    lines = [
+        "v=0",
+        f"o=- {secrets.randbits(62)} 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        f"a=group:BUNDLE {mids}",
+        "a=msid-semantic: WMS",
+        f"m=audio 9 UDP/TLS/RTP/SAVPF {opus_pt} 0",
+        "c=IN IP4 0.0.0.0",
+        "a=rtcp:9 IN IP4 0.0.0.0",
+        f"a=ice-ufrag:{ufrag}",
+        f"a=ice-pwd:{pwd}",
+        "a=ice-options:trickle",
+        f"a=fingerprint:{fingerprint[0]} {fingerprint[1]}",
+        "a=setup:actpass",
+        "a=mid:0",
+        "a=sendrecv",
+        "a=rtcp-mux",
+        "a=rtcp-rsize",
+        f"a=rtpmap:{opus_pt} opus/48000/2",
+        f"a=fmtp:{opus_pt} minptime=10;useinbandfec=1",
+        "a=rtpmap:0 PCMU/8000",
+        "a=ssrc:1111 cname:testclient",
+    ]
+    if data_channel:
+        lines += [
+            "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+            "c=IN IP4 0.0.0.0",
+            f"a=ice-ufrag:{ufrag}",
+            f"a=ice-pwd:{pwd}",
+            f"a=fingerprint:{fingerprint[0]} {fingerprint[1]}",
+            "a=setup:actpass",
+            "a=mid:1",
+            "a=sctp-port:5000",
+            "a=max-message-size:262144",
+        ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+@dataclass
+class TestClient:
+    """Controlling ICE + DTLS + SRTP client for one session. Call :meth:`offer`, then :meth:`answer`."""
+
+    __test__ = False  # not a pytest test class
+
+    certificate: Certificate
+    now: float
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    ssrc: int = 0x12345678
+    opus_pt: int = 111
+
+    def __post_init__(self) -> None:
+        self.ufrag = _ice(self.rng, 8)
+        self.pwd = _ice(self.rng, 24)
+        self.remote: Address | None = None
+        self.dtls: DtlsTransport | None = None
+        self.srtp: SrtpSession | None = None
+        self.connected_at: float | None = None
+        self.closed_reason: str | None = None
+        self.received: list[RtpPacket] = []
+        self.app_data: list[bytes] = []
+        self.check_responses = 0
+        self._username = b""
+        self._key = b""
+        self._next_check: float | None = None
+        self._transmits: deque[tuple[bytes, Address]] = deque()
+        self._seq = self.rng.randrange(1 << 16)
+
+    def offer(self, *, data_channel: bool = False) -> str:
+        return make_offer(self.ufrag, self.pwd, self.certificate.fingerprint, data_channel=data_channel,
+                          opus_pt=self.opus_pt)
+
+    def answer(self, sdp: str, now: float) -> None:
+        ans = parse_description(sdp)
+        cand = next(c for c in ans.candidates if c.transport == "udp")
+        self.remote = (cand.address, cand.port)
+        self._username = f"{ans.ice_ufrag}:{self.ufrag}".encode()
+        self._key = ans.ice_pwd.encode()
+        role = DtlsRole.SERVER if ans.setup == "active" else DtlsRole.CLIENT
+        fingerprints = [(f.algorithm, f.value) for f in ans.fingerprints]
+        self.dtls = DtlsTransport(self.certificate, role, fingerprints)
+        if role is DtlsRole.SERVER:
+            self.dtls.start(now)  # ready for the ClientHello that may overtake the check response
+        self._next_check = now
+        self.handle_timeout(now)
+
+    # -- driver shape ---------------------------------------------------------------------------
+
+    def handle_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        kind = classify(data)
+        if kind is PacketKind.STUN:
+            self._on_stun(data, now)
+        elif kind is PacketKind.DTLS and self.dtls is not None:
+            self.dtls.handle_datagram(data, now)
+            self._drain_dtls(now)
+        elif kind is PacketKind.RTP and self.srtp is not None:
+            try:
+                self.received.append(parse_rtp(self.srtp.unprotect_rtp(data)))
+            except (SrtpError, ParseError):
+                pass
+        # RTCP from the server is accepted and ignored (the session tests read the server's stats).
+
+    def handle_timeout(self, now: float) -> None:
+        if self._next_check is not None and now >= self._next_check:
+            self._send_check()
+            interval = CONSENT_INTERVAL if self.check_responses else CHECK_INTERVAL
+            self._next_check = now + interval
+        if self.dtls is not None:
+            t = self.dtls.poll_timeout()
+            if t is not None and now >= t:
+                self.dtls.handle_timeout(now)
+                self._drain_dtls(now)
+
+    def poll_timeout(self) -> float | None:
+        times = [self._next_check, self.dtls.poll_timeout() if self.dtls else None]
+        return min((t for t in times if t is not None), default=None)
+
+    def poll_transmit(self) -> tuple[bytes, Address] | None:
+        return self._transmits.popleft() if self._transmits else None
+
+    # -- media ----------------------------------------------------------------------------------
+
+    def send_rtp(self, payload: bytes, timestamp: int, marker: bool = False) -> None:
+        assert self.srtp is not None and self.remote is not None, "send_rtp before connected"
+        packet = build_rtp(self.opus_pt, self._seq, timestamp, self.ssrc, payload, marker)
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._transmits.append((self.srtp.protect_rtp(packet), self.remote))
+
+    def stop_checks(self) -> None:
+        """Stop sending consent checks (the server should then expire the session)."""
+        self._next_check = None
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _send_check(self) -> None:
+        assert self.remote is not None
+        msg = stun.StunMessage(
+            method=stun.BINDING,
+            cls=stun.StunClass.REQUEST,
+            transaction_id=self.rng.randbytes(12),
+            username=self._username,
+            priority=0x6E7F1EFF,
+            use_candidate=True,
+            ice_controlling=self.rng.getrandbits(64),
+        )
+        self._transmits.append((stun.serialize(msg, integrity_key=self._key), self.remote))
+
+    def _on_stun(self, data: bytes, now: float) -> None:
+        try:
+            msg = stun.parse(data)
+        except ParseError:
+            return
+        if msg.cls is not stun.StunClass.SUCCESS or not stun.verify_integrity(data, msg, self._key):
+            return
+        self.check_responses += 1
+        if self.check_responses == 1:
+            self._next_check = now + CONSENT_INTERVAL
+            assert self.dtls is not None
+            if self.dtls.role is DtlsRole.CLIENT:
+                self.dtls.start(now)
+                self._drain_dtls(now)
+
+    def _drain_dtls(self, now: float) -> None:
+        assert self.dtls is not None and self.remote is not None
+        while (out := self.dtls.poll_transmit()) is not None:
+            self._transmits.append((out, self.remote))
+        while (event := self.dtls.poll_event()) is not None:
+            if isinstance(event, HandshakeComplete):
+                self.srtp = SrtpSession(event.srtp_profile, event.local_key, event.remote_key)
+                self.connected_at = now
+            elif isinstance(event, ApplicationData):
+                self.app_data.append(event.data)
+            elif isinstance(event, DtlsClosed):
+                self.closed_reason = event.reason
