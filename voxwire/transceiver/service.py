@@ -19,7 +19,7 @@ from voxwire.proto.dtls import DtlsRole
 from voxwire.proto.endpoint import Endpoint
 from voxwire.proto.session import Session, SessionConfig, SessionParams
 from voxwire.transceiver.call import Call
-from voxwire.wire.sdp import AnswerParams, Fingerprint, Offer, SdpError, build_answer, parse_offer
+from voxwire.wire.sdp import AnswerParams, Fingerprint, SdpError, answer_setup, build_answer, parse_offer
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Transceiver:
         audio = offer.audio
         if audio is None:
             raise OfferRejected("the offer has no audio section; voxwire needs one Opus audio stream")
-        setup = self._answer_setup(offer)
+        setup = answer_setup(offer.setup, self.config.preferred_setup)
         call_id = "rtc_" + secrets.token_hex(12)
         params = SessionParams(
             local_ufrag=ice_string(16),
@@ -119,7 +119,7 @@ class Transceiver:
                 ice_ufrag=params.local_ufrag,
                 ice_pwd=params.local_pwd,
                 fingerprint=Fingerprint(algo, value),
-                setup="active" if setup == "active" else "passive",
+                setup=setup,
                 candidates=self.config.advertised,
                 audio_ssrc=params.local_ssrc,
                 cname=params.cname,
@@ -146,16 +146,6 @@ class Transceiver:
         while (removed := self.endpoint.poll_removed()) is not None:
             call = removed.session
             self.calls.pop(call.call_id, None)
-
-    def _answer_setup(self, offer: Offer) -> str:
-        setup = str(offer.setup)
-        if setup == "actpass":
-            return self.config.preferred_setup
-        if setup == "active":
-            return "passive"
-        if setup == "passive":
-            return "active"
-        raise OfferRejected(f"unsupported a=setup:{setup}")
 
 
 __all__ = ["CapacityExceeded", "OfferRejected", "SdpError", "Transceiver", "TransceiverConfig", "ice_string"]
