@@ -209,7 +209,7 @@ class Session:
             return
         self.ice.handle_timeout(now)
         self._drain_ice(now)
-        if self.state is State.CLOSED:
+        if self.is_closed:  # consent expired
             return
         timeout = self.dtls.poll_timeout()
         if timeout is not None and now >= timeout:
@@ -237,6 +237,10 @@ class Session:
     @property
     def local_ufrag(self) -> str:
         return self.params.local_ufrag
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state is State.CLOSED
 
     def accepts(self, addr: Address) -> bool:
         """True when non-STUN datagrams from ``addr`` belong to this session."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from voxwire.agent.base import Agent
 from voxwire.media.pipeline import InboundAudio, MediaConfig, OutboundAudio
-from voxwire.proto.session import AudioPacket, Closed, Connected, DataReceived, Session, State
+from voxwire.proto.session import AudioPacket, Closed, Connected, DataReceived, Session
 from voxwire.wire.types import Address
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Call:
 
     @property
     def is_closed(self) -> bool:
-        return self.session.state is State.CLOSED
+        return self.session.is_closed
 
     def accepts(self, addr: Address) -> bool:
         return self.session.accepts(addr)
