@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from .browser import delay, find_in_loop, read_wav, recording, start_call, stop_call, timeline, wait_for
+from .browser import echo_call, find_in_loop, read_wav, recording, start_call, stop_call, wait_for
 
 
 def server_calls(server) -> int:
@@ -24,21 +24,9 @@ def wait_calls(server, page, n: int, timeout_ms: int = 3000) -> None:
 
 def test_chromium_hears_its_own_speech(voxwire_server, new_page, speech, other_speech):
     page = new_page(voxwire_server.url, "?raw=1")
-    start_call(page)
-    wait_for(page, "first_audio", timeout=15)
-    page.wait_for_timeout(3000)
-    rec = recording(page)
-    events = timeline(page)
-    stop_call(page)
-
-    heard = find_in_loop(read_wav(speech), rec.remote, rec.rate)
-    control = find_in_loop(read_wav(other_speech), rec.remote, rec.rate)
-    echo = delay(rec.local, rec.remote, rec.rate)
-    print(f"\ntimeline ms: {json.dumps(events)}\nheard {heard}\ncontrol {control}\necho delay {echo}")
-    assert heard.corr > 0.6 and heard.windows >= 8, heard
-    assert control.corr < heard.corr - 0.25, (heard, control)
-    assert 0.02 < echo.lag < 0.6 and echo.corr > 0.6, echo
-    assert events["dtls_connected"] - events["offer_sent"] < 1000, events
+    call = echo_call(page, speech, other_speech)
+    call.assert_echoed()
+    assert call.events["dtls_connected"] - call.events["offer_sent"] < 1000, call.events
     wait_calls(voxwire_server, page, 0)
     assert page.console_errors == []
     # We offer GCM first; as DTLS server Chromium picks its own preference (AES_CM_80 today).
