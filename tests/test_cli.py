@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxwire.cli import advertised, build_parser
+from voxwire.cli import advertised, auth_mode, build_parser
 
 
 def parse(argv, monkeypatch=None, **env):
@@ -56,3 +56,11 @@ def test_advertised_addresses():
     assert advertised(opts) == (("198.51.100.1", 3478), ("198.51.100.2", 6000), ("2001:db8::1", 3478))
     with pytest.raises(ValueError):
         advertised(parse(["serve", "--advertise-address", "not-an-ip"]))
+
+
+def test_unauthenticated_serving_only_on_loopback_or_when_forced():
+    assert auth_mode(parse(["serve"]), ()) == "development"
+    assert auth_mode(parse(["serve", "--http-host", "0.0.0.0"]), ("sk-0123456789abcdef",)) == "keys"
+    with pytest.raises(SystemExit, match="refusing"):
+        auth_mode(parse(["serve", "--http-host", "0.0.0.0"]), ())
+    assert auth_mode(parse(["serve", "--http-host", "0.0.0.0", "--insecure-no-auth"]), ()) == "insecure"

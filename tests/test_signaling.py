@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from aiohttp.test_utils import TestServer
 from voxwire.agent.echo import EchoAgent
 from voxwire.aio.udp import open_udp
 from voxwire.proto.certificate import Certificate
+from voxwire.signaling.auth import Authenticator, load_api_keys
 from voxwire.signaling.http import MAX_OFFER_BYTES, make_app
 from voxwire.testing.client import TestClient
 from voxwire.transceiver.service import Transceiver, TransceiverConfig
@@ -26,13 +28,19 @@ OFFERS = Path(__file__).parent / "data" / "sdp"
 CERT = Certificate.generate()
 
 
-def run(body: Callable[[HttpClient, Transceiver], Awaitable[None]], max_calls: int = 10) -> None:
+def run(
+    body: Callable[[HttpClient, Transceiver], Awaitable[None]],
+    max_calls: int = 10,
+    *,
+    auth: Authenticator | None = None,
+    wallclock: Callable[[], float] = time.time,
+) -> None:
     async def main() -> None:
         transceiver = Transceiver(
             TransceiverConfig(advertised=(("127.0.0.1", 9),), max_calls=max_calls), EchoAgent, certificate=CERT
         )
         shell = await open_udp(transceiver.endpoint, "127.0.0.1", 0, after_drain=transceiver.collect)
-        client = HttpClient(TestServer(make_app(transceiver, shell)))
+        client = HttpClient(TestServer(make_app(transceiver, shell, auth, wallclock=wallclock)))
         await client.start_server()
         try:
             await body(client, transceiver)
@@ -126,3 +134,117 @@ def test_index_page_is_served():
         assert (await http.get("/static/..%2Fcli.py")).status == 404
 
     run(body)
+
+
+# -- authentication and the OpenAI-compatible extras ---------------------------------------------
+
+API_KEY = "sk-test-0123456789abcdef"
+SDP = {"Content-Type": "application/sdp"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_calls_need_an_api_key_or_a_client_secret():
+    clock = [1_000_000.0]
+
+    async def body(http: HttpClient, transceiver: Transceiver) -> None:
+        for headers in ({}, bearer("sk-wrong-0123456789abcdef"), {"Authorization": "Basic abc"}):
+            resp = await http.post("/v1/realtime/calls", data=offer(), headers={**SDP, **headers})
+            assert resp.status == 401
+            error = (await resp.json())["error"]
+            assert error["code"] == "invalid_api_key" and error["type"] == "invalid_request_error"
+            assert API_KEY not in error["message"]
+        assert len(transceiver.calls) == 0
+        resp = await http.post("/v1/realtime/calls", data=offer(), headers={**SDP, **bearer(API_KEY)})
+        assert resp.status == 201
+        # Client secrets: minted with the API key only, then good for calls until they expire.
+        ask = {"expires_after": {"anchor": "created_at", "seconds": 60}, "session": {"instructions": "hi"}}
+        assert (await http.post("/v1/realtime/client_secrets", json=ask)).status == 401
+        resp = await http.post("/v1/realtime/client_secrets", json=ask, headers=bearer(API_KEY))
+        assert resp.status == 200
+        minted = await resp.json()
+        assert minted["value"].startswith("ek_") and minted["expires_at"] == int(clock[0]) + 60
+        assert minted["session"] == {"instructions": "hi"}
+        secret = minted["value"]
+        resp = await http.post("/v1/realtime/calls", data=offer(), headers={**SDP, **bearer(secret)})
+        assert resp.status == 201
+        call = transceiver.calls[resp.headers["Location"].rsplit("/", 1)[1]]
+        assert call.session_config == {"instructions": "hi"}
+        # A client secret cannot mint more secrets or hang up other calls.
+        assert (await http.post("/v1/realtime/client_secrets", json={}, headers=bearer(secret))).status == 401
+        clock[0] += 61
+        resp = await http.post("/v1/realtime/calls", data=offer(), headers={**SDP, **bearer(secret)})
+        assert resp.status == 401 and "expired" in (await resp.json())["error"]["message"]
+
+    run(body, auth=Authenticator((API_KEY,)), wallclock=lambda: clock[0])
+
+
+@pytest.mark.parametrize(
+    ("ask", "words"),
+    [
+        ({"expires_after": {"seconds": 5}}, "between 10 and 7200"),
+        ({"expires_after": {"seconds": 7201}}, "between 10 and 7200"),
+        ({"expires_after": {"seconds": "60"}}, "must be an integer"),
+        ({"expires_after": {"anchor": "now"}}, "anchor"),
+        ({"session": []}, "JSON objects"),
+    ],
+)
+def test_client_secret_requests_are_validated(ask, words):
+    async def body(http: HttpClient, transceiver: Transceiver) -> None:
+        resp = await http.post("/v1/realtime/client_secrets", json=ask, headers=bearer(API_KEY))
+        assert resp.status == 400
+        assert words in (await resp.json())["error"]["message"]
+
+    run(body, auth=Authenticator((API_KEY,)))
+
+
+def test_multipart_offer_with_session_and_hangup():
+    async def body(http: HttpClient, transceiver: Transceiver) -> None:
+        import aiohttp
+
+        form = aiohttp.FormData(default_to_multipart=True)
+        form.add_field("sdp", offer(), content_type="application/sdp")
+        form.add_field("session", '{"type": "realtime", "instructions": "be brief"}', content_type="application/json")
+        resp = await http.post("/v1/realtime/calls", data=form, headers=bearer(API_KEY))
+        assert resp.status == 201, await resp.text()
+        call_id = resp.headers["Location"].rsplit("/", 1)[1]
+        assert transceiver.calls[call_id].session_config["instructions"] == "be brief"
+        resp = await http.post(f"/v1/realtime/calls/{call_id}/hangup", headers=bearer(API_KEY))
+        assert resp.status == 200 and call_id not in transceiver.calls
+        # Malformed forms are named.
+        form = aiohttp.FormData(default_to_multipart=True)
+        form.add_field("session", "{}")
+        resp = await http.post("/v1/realtime/calls", data=form, headers=bearer(API_KEY))
+        await expect_error(resp, 400, "missing_sdp", "'sdp'")
+        form = aiohttp.FormData(default_to_multipart=True)
+        form.add_field("sdp", offer())
+        form.add_field("session", "{not json")
+        resp = await http.post("/v1/realtime/calls", data=form, headers=bearer(API_KEY))
+        await expect_error(resp, 400, "invalid_session", "not JSON")
+        assert len(transceiver.calls) == 0
+
+    run(body, auth=Authenticator((API_KEY,)))
+
+
+def test_api_keys_come_from_the_environment_or_a_file(tmp_path):
+    keyfile = tmp_path / "keys"
+    keyfile.write_text("# comment\nsk-from-file-0123456789\n")
+    env = {"VOXWIRE_API_KEYS": "sk-env-one-0123456789, sk-env-two-0123456789", "VOXWIRE_API_KEY_FILE": str(keyfile)}
+    assert load_api_keys(env) == ("sk-env-one-0123456789", "sk-env-two-0123456789", "sk-from-file-0123456789")
+    assert load_api_keys({}) == ()
+    with pytest.raises(ValueError, match="shorter than 16"):
+        load_api_keys({"VOXWIRE_API_KEYS": "short"})
+    assert "sk-env" not in repr(Authenticator(load_api_keys(env)))
+
+
+def test_client_secret_store_is_bounded():
+    auth = Authenticator((API_KEY,), max_client_secrets=3)
+    minted = [auth.mint({}, 60, 1000.0) for _ in range(5)]
+    assert "3 client secrets" in repr(auth)
+    from voxwire.signaling.auth import AuthError
+
+    with pytest.raises(AuthError):  # the oldest went first
+        auth.authenticate(f"Bearer {minted[0].value}", 1001.0)
+    auth.authenticate(f"Bearer {minted[4].value}", 1001.0)

@@ -26,6 +26,29 @@ class EnvDefaults(argparse.ArgumentParser):
         )
 
 
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def auth_mode(opts: argparse.Namespace, api_keys: tuple[str, ...]) -> str:
+    """'keys', 'development' (no keys, loopback only) or 'insecure'; SystemExit when refused."""
+    if api_keys:
+        return "keys"
+    loopback = ipaddress.ip_address(opts.http_host).is_loopback
+    if loopback:
+        return "development"
+    if opts.insecure_no_auth:
+        return "insecure"
+    raise SystemExit(
+        f"voxwire: refusing to serve unauthenticated calls on {opts.http_host}: set VOXWIRE_API_KEYS or "
+        "VOXWIRE_API_KEY_FILE, listen on loopback, or pass --insecure-no-auth"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voxwire", description="Voice AI over standard WebRTC.")
     parser.add_argument("--version", action="version", version=f"voxwire {__version__}")
@@ -57,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_env_option("--connect-timeout", default=30.0, type=float, help="seconds a call may take to connect")
     serve.add_env_option("--max-calls", default=1000, type=int, help="most concurrent calls")
+    serve.add_env_option(
+        "--client-secret-ttl",
+        default=600,
+        type=int,
+        help="default lifetime of minted client secrets, seconds (10..7200)",
+    )
+    serve.add_env_option(
+        "--insecure-no-auth",
+        default=False,
+        type=_flag,
+        nargs="?",
+        const=True,
+        help="accept unauthenticated calls on a non-loopback address (API keys come from "
+        "VOXWIRE_API_KEYS or the file named by VOXWIRE_API_KEY_FILE; with none, only loopback is served)",
+    )
     serve.add_env_option("--log-level", default="info", help="debug, info, warning or error")
     return parser
 
@@ -81,11 +119,14 @@ async def serve(opts: argparse.Namespace) -> None:
     from voxwire.agent import AGENTS
     from voxwire.aio.udp import open_udp
     from voxwire.proto.session import SessionConfig
+    from voxwire.signaling.auth import Authenticator, load_api_keys
     from voxwire.signaling.http import make_app
     from voxwire.transceiver.service import Transceiver, TransceiverConfig
 
     if opts.agent not in AGENTS:
         raise SystemExit(f"voxwire: unknown agent {opts.agent!r}; known: {', '.join(sorted(AGENTS))}")
+    api_keys = load_api_keys()
+    mode = auth_mode(opts, api_keys)
     loop = asyncio.get_running_loop()
     config = TransceiverConfig(
         advertised=advertised(opts),
@@ -95,7 +136,8 @@ async def serve(opts: argparse.Namespace) -> None:
     )
     transceiver = Transceiver(config, AGENTS[opts.agent], wallclock_offset=time.time() - loop.time())
     shell = await open_udp(transceiver.endpoint, opts.udp_host, opts.udp_port, after_drain=transceiver.collect)
-    runner = web.AppRunner(make_app(transceiver, shell), access_log=None)
+    app = make_app(transceiver, shell, Authenticator(api_keys), client_secret_ttl=opts.client_secret_ttl)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, opts.http_host, opts.http_port)
     await site.start()
@@ -105,6 +147,12 @@ async def serve(opts: argparse.Namespace) -> None:
         f"(media udp {udp[0]}:{udp[1]}, agent {opts.agent})" if udp else "",
         flush=True,
     )
+    if mode != "keys":
+        print(
+            f"voxwire: no API keys configured: {mode} mode, calls are NOT authenticated "
+            "(set VOXWIRE_API_KEYS or VOXWIRE_API_KEY_FILE)",
+            flush=True,
+        )
     try:
         await asyncio.Event().wait()
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from voxwire.agent.base import Agent
 from voxwire.media.pipeline import InboundAudio, MediaConfig, OutboundAudio
@@ -37,6 +38,9 @@ class Call:
     session: Session
     agent: Agent
     media: MediaConfig = field(default_factory=MediaConfig)
+    #: Realtime session configuration from the offer's form or the client secret (applied by the
+    #: data-channel layer before the first event).
+    session_config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.timeline = CallTimeline(created=self.session.now)

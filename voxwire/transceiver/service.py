@@ -11,6 +11,7 @@ import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from voxwire.agent.base import Agent
 from voxwire.media.pipeline import MediaConfig
@@ -79,7 +80,9 @@ class Transceiver:
         self.wallclock_offset = wallclock_offset
         self._rng = random.Random(secrets.randbits(64))
 
-    def create_call(self, offer_sdp: str, now: float) -> tuple[Call, str]:
+    def create_call(
+        self, offer_sdp: str, now: float, *, session: dict[str, Any] | None = None
+    ) -> tuple[Call, str]:
         """Parse the offer, create the call, return it with the SDP answer.
 
         Raises :class:`SdpError` (malformed), :class:`OfferRejected` (unsupported) or
@@ -103,7 +106,7 @@ class Transceiver:
             local_ssrc=self._rng.randrange(1, 1 << 32),
             cname=secrets.token_hex(8),
         )
-        session = Session(
+        rtc = Session(
             params,
             self.certificate,
             now,
@@ -111,7 +114,7 @@ class Transceiver:
             random.Random(self._rng.getrandbits(64)),
             self.wallclock_offset,
         )
-        call = Call(call_id, session, self.agent_factory(), self.config.media)
+        call = Call(call_id, rtc, self.agent_factory(), self.config.media, session_config=session or {})
         algo, value = self.certificate.fingerprint
         answer = build_answer(
             offer,
