@@ -13,19 +13,16 @@ from voxwire.wire.sdp import (
     MAX_MEDIA_SECTIONS,
     MAX_SDP_LINES,
     MAX_SDP_SIZE,
-    AnswerParams,
     ApplicationSection,
     AudioSection,
     DeclinedSection,
     Fingerprint,
     Offer,
     SdpError,
-    answer_setup,
-    build_answer,
-    host_priority,
     parse_description,
     parse_offer,
 )
+from voxwire.wire.sdp_answer import AnswerParams, answer_setup, build_answer, host_priority
 
 DATA = Path(__file__).parent / "data" / "sdp"
 FILES = sorted(p.name for p in DATA.glob("*.sdp"))

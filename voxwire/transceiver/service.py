@@ -20,7 +20,8 @@ from voxwire.proto.dtls import DtlsRole
 from voxwire.proto.endpoint import Endpoint
 from voxwire.proto.session import Session, SessionConfig, SessionParams
 from voxwire.transceiver.call import Call
-from voxwire.wire.sdp import AnswerParams, Fingerprint, SdpError, answer_setup, build_answer, parse_offer
+from voxwire.wire.sdp import Fingerprint, SdpError, parse_offer
+from voxwire.wire.sdp_answer import AnswerParams, answer_setup, build_answer
 
 log = logging.getLogger(__name__)
 
