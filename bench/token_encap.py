@@ -40,7 +40,7 @@ def main() -> None:
     rounds = parser.parse_args().rounds
 
     key, old = TokenKey(2, os.urandom(32)), TokenKey(1, os.urandom(32))
-    minter = TokenMinter(key, 3, 0x123456)
+    minter = TokenMinter(key, 3, 0x123456, os.urandom)
     verifier = TokenVerifier([old, key], max_age=86400)
     ufrag = minter.mint(NOW)
     ufrag_bytes = ufrag.encode()

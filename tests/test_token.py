@@ -209,9 +209,9 @@ def test_configuration_errors() -> None:
     with pytest.raises(ValueError):
         TokenKey(256, b"k" * 16)
     with pytest.raises(ValueError):
-        TokenMinter(KEY, 256, 0)
+        TokenMinter(KEY, 256, 0, seeded().randbytes)
     with pytest.raises(ValueError):
-        TokenMinter(KEY, 0, 1 << 24)
+        TokenMinter(KEY, 0, 1 << 24, seeded().randbytes)
     with pytest.raises(ValueError):
         TokenVerifier([], max_age=1)
     with pytest.raises(ValueError):
