@@ -187,3 +187,42 @@ def test_two_sessions_share_one_socket(certs):
     assert len(client_a.received) > 10 and len(client_b.received) == 0
     assert transceiver.calls[id_a].session.remote == CLIENT
     assert call_b.session.remote == ("192.0.2.11", 40000)
+
+
+def test_follows_a_client_that_moves_to_another_pair(certs):
+    net, transceiver, client, call_id = make_pair(certs)
+    call = transceiver.calls[call_id]
+    net.run_until(lambda: call.session.state is State.CONNECTED, timeout=2)
+    moved = ("198.51.100.20", 61000)  # e.g. Wi-Fi -> cellular
+    net.peers[moved] = net.peers.pop(CLIENT)
+    client.restart_ice(*client.remote_credentials, net.now)  # check again at once
+    net.advance(0.1)
+    assert call.session.remote == moved
+    before = len(client.received)
+    talk(net, client, speech_like(0.4))
+    net.advance(0.2)
+    assert len(client.received) > before + 10
+
+
+def test_ice_restart_keeps_the_call(certs):
+    net, transceiver, client, call_id = make_pair(certs)
+    call = transceiver.calls[call_id]
+    net.run_until(lambda: call.session.state is State.CONNECTED, timeout=2)
+    old_ufrag = call.local_ufrag
+    ufrag, pwd = transceiver.restart_ice(call_id, client.new_credentials(), net.now)
+    assert transceiver.endpoint.get(ufrag) is call and transceiver.endpoint.get(old_ufrag) is None
+    # Media keeps flowing on the old pair until the new checks arrive.
+    talk(net, client, speech_like(0.2))
+    client.restart_ice(ufrag, pwd, net.now)
+    net.advance(0.2)
+    assert not call.session.ice_restarting
+    before = len(client.received)
+    talk(net, client, speech_like(0.4))
+    net.advance(0.2)
+    assert len(client.received) > before + 10
+    # A restart the client never completes ends the call after connect_timeout.
+    transceiver.restart_ice(call_id, client.new_credentials(), net.now)
+    net.advance(10.5)
+    transceiver.collect()
+    assert call_id not in transceiver.calls
+

@@ -248,3 +248,47 @@ def test_client_secret_store_is_bounded():
     with pytest.raises(AuthError):  # the oldest went first
         auth.authenticate(f"Bearer {minted[0].value}", 1001.0)
     auth.authenticate(f"Bearer {minted[4].value}", 1001.0)
+
+
+# -- WHIP (RFC 9725) --------------------------------------------------------------------------------
+
+
+def test_whip_post_patch_delete():
+    async def body(http: HttpClient, transceiver: Transceiver) -> None:
+        client = TestClient(CERT, 0.0, rng=random.Random(3))
+        resp = await http.post("/whip", data=client.offer(), headers={**SDP, **bearer(API_KEY)})
+        assert resp.status == 201
+        location, tag = resp.headers["Location"], resp.headers["ETag"]
+        assert location.startswith("/whip/rtc_") and tag.startswith('"')
+        assert resp.headers["Access-Control-Expose-Headers"] == "Location, ETag, Link"
+        call = transceiver.calls[location.rsplit("/", 1)[1]]
+        frag = {"Content-Type": "application/trickle-ice-sdpfrag", **bearer(API_KEY)}
+        trickle = f"a=ice-ufrag:{client.ufrag}\r\na=ice-pwd:{client.pwd}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
+        trickle += "a=candidate:1 1 udp 2122260223 192.0.2.10 50000 typ host\r\na=end-of-candidates\r\n"
+        # Trickle: accepted, nothing changes.
+        assert (await http.patch(location, data=trickle, headers={**frag, "If-Match": tag})).status == 204
+        # Wrong ETag, wrong type, junk.
+        resp = await http.patch(location, data=trickle, headers={**frag, "If-Match": '"stale"'})
+        await expect_error(resp, 412, "etag_mismatch", "If-Match")
+        resp = await http.patch(location, data=trickle, headers={**SDP, **bearer(API_KEY)})
+        await expect_error(resp, 415, "unsupported_media_type", "sdpfrag")
+        resp = await http.patch(location, data="x=1\r\n", headers=frag)
+        await expect_error(resp, 400, "invalid_sdpfrag", "only m= and a=")
+        # ICE restart: new client credentials -> our new ones and a new ETag.
+        old_ufrag = call.local_ufrag
+        new = client.new_credentials()
+        restart = f"a=ice-ufrag:{new}\r\na=ice-pwd:{client.pwd}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
+        resp = await http.patch(location, data=restart, headers={**frag, "If-Match": "*"})
+        assert resp.status == 200 and resp.content_type == "application/trickle-ice-sdpfrag"
+        answer = await resp.text()
+        assert f"a=ice-ufrag:{call.local_ufrag}" in answer and call.local_ufrag != old_ufrag
+        assert "a=candidate:" in answer and resp.headers["ETag"] != tag
+        assert transceiver.endpoint.get(call.local_ufrag) is call
+        # OPTIONS, DELETE.
+        resp = await http.options("/whip")
+        assert resp.status == 204 and "Authorization" in resp.headers["Access-Control-Allow-Headers"]
+        assert (await http.delete(location, headers=bearer(API_KEY))).status == 200
+        assert not transceiver.calls
+        assert (await http.patch(location, data=trickle, headers=frag)).status == 404
+
+    run(body, auth=Authenticator((API_KEY,)))

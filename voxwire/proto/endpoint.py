@@ -85,6 +85,19 @@ class Endpoint(Generic[S]):
         self._addrs_of[ufrag] = set()
         self._touch(session)
 
+    def rekey(self, session: S, old_ufrag: str) -> None:
+        """The session's local ufrag changed (ICE restart): route by the new one, keep its addresses."""
+        ufrag = session.local_ufrag
+        if ufrag in self._by_ufrag:
+            raise ValueError(f"a session with ufrag {ufrag!r} already exists")
+        if self._by_ufrag.get(old_ufrag) is not session:
+            raise KeyError(f"no session with ufrag {old_ufrag!r}")
+        del self._by_ufrag[old_ufrag]
+        self._by_ufrag[ufrag] = session
+        self._addrs_of[ufrag] = self._addrs_of.pop(old_ufrag)
+        self._deadline.pop(old_ufrag, None)  # its heap entries go stale; _touch re-arms the timer
+        self._touch(session)
+
     def get(self, ufrag: str) -> S | None:
         return self._by_ufrag.get(ufrag)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from voxwire.proto.certificate import Certificate
 from voxwire.proto.clock import NtpTime
@@ -168,6 +168,7 @@ class Session:
         self.dtls = DtlsTransport(
             self.certificate, p.dtls_role, p.remote_fingerprints, DtlsConfig(mtu=self.config.mtu)
         )
+        self._previous_ice: IceLiteAgent | None = None  # during an ICE restart
         self.srtp: SrtpSession | None = None
         self.remote: Address | None = None
         self.connect_deadline: float | None = self.now + self.config.connect_timeout
@@ -189,7 +190,7 @@ class Session:
         kind = classify(data)
         if kind is PacketKind.STUN:
             self._handle_stun(data, addr, now)
-        elif not self.ice.is_valid_remote(addr):
+        elif not self.accepts(addr):
             self._count("drop_unvalidated_source")
         elif kind is PacketKind.DTLS:
             self.dtls.handle_datagram(data, now)
@@ -242,9 +243,15 @@ class Session:
     def is_closed(self) -> bool:
         return self.state is State.CLOSED
 
+    @property
+    def ice_restarting(self) -> bool:
+        """An ICE restart is waiting for its first valid check."""
+        return self._previous_ice is not None
+
     def accepts(self, addr: Address) -> bool:
         """True when non-STUN datagrams from ``addr`` belong to this session."""
-        return self.ice.is_valid_remote(addr)
+        previous = self._previous_ice
+        return self.ice.is_valid_remote(addr) or (previous is not None and previous.is_valid_remote(addr))
 
     def send_audio(self, payload: bytes, rtp_timestamp: int, marker: bool, now: float) -> bool:
         """Encrypt and queue one Opus frame. Returns False (and counts) when not connected."""
@@ -264,6 +271,19 @@ class Session:
         """Send DTLS application data (the SCTP layer's packets)."""
         self.dtls.send(data)
         self._drain_dtls_transmits()
+
+    def restart_ice(self, local_ufrag: str, local_pwd: str, remote_ufrag: str, now: float) -> None:
+        """ICE restart (RFC 8445 §9): new credentials on both sides; DTLS and SRTP carry on.
+
+        Until the first valid check under the new credentials, media keeps flowing on the old pair
+        (the client keeps using it, RFC 8445 §9); that check must come within ``connect_timeout``.
+        """
+        self._previous_ice = self.ice
+        self.ice = IceLiteAgent(
+            local_ufrag, local_pwd, remote_ufrag, IceConfig(consent_timeout=self.config.consent_timeout)
+        )
+        self.params = replace(self.params, local_ufrag=local_ufrag, local_pwd=local_pwd, remote_ufrag=remote_ufrag)
+        self.connect_deadline = now + self.config.connect_timeout
 
     def close(self, now: float, reason: str = "closed by application") -> None:
         if self.state is not State.CLOSED:
@@ -296,6 +316,10 @@ class Session:
     def _on_pair_selected(self, addr: Address, now: float) -> None:
         first = self.remote is None
         self.remote = addr
+        if self._previous_ice is not None:  # an ICE restart completed
+            self._previous_ice = None
+            if self.state is State.CONNECTED:
+                self.connect_deadline = None
         if first:
             # As DTLS client our ClientHello leaves now; as server we start the handshake deadline.
             self.state = State.CONNECTING

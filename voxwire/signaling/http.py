@@ -118,7 +118,13 @@ async def read_offer(request: web.Request) -> tuple[str, dict[str, Any] | None] 
 
 
 async def create_call(request: web.Request) -> web.Response:
-    secret = authenticate(request)
+    return await create_call_response(request, authenticate(request), location_prefix="/v1/realtime/calls/")
+
+
+async def create_call_response(
+    request: web.Request, secret: ClientSecret | None, *, location_prefix: str
+) -> web.Response:
+    """Read the offer, make the call, answer 201 (shared by the Realtime API and WHIP)."""
     offer = await read_offer(request)
     if isinstance(offer, web.Response):
         return offer
@@ -136,9 +142,8 @@ async def create_call(request: web.Request) -> web.Response:
     except CapacityExceeded as exc:
         return error_response(503, "server_error", "capacity_exceeded", str(exc))
     shell.drain()  # arm the new call's connect deadline
-    location = f"/v1/realtime/calls/{call.call_id}"
     return web.Response(
-        status=201, text=answer, content_type="application/sdp", headers={"Location": location}
+        status=201, text=answer, content_type="application/sdp", headers={"Location": location_prefix + call.call_id}
     )
 
 
@@ -236,4 +241,7 @@ def make_app(
     app.router.add_delete("/v1/realtime/calls/{call_id}", delete_call)
     app.router.add_post("/v1/realtime/calls/{call_id}/hangup", hangup_call)
     app.router.add_post("/v1/realtime/client_secrets", create_client_secret)
+    from voxwire.signaling import whip  # whip builds on this module's handlers
+
+    whip.add_routes(app)
     return app

@@ -168,6 +168,24 @@ class TestClient:
         self._seq = (self._seq + 1) & 0xFFFF
         self._transmits.append((self.srtp.protect_rtp(packet), self.remote))
 
+    @property
+    def remote_credentials(self) -> tuple[str, str]:
+        """The server's ICE ufrag and password in use."""
+        return self._username.decode().split(":")[0], self._key.decode()
+
+    def new_credentials(self) -> str:
+        """Start an ICE restart on our side: fresh ufrag/pwd; returns the new ufrag."""
+        self.ufrag = _ice(self.rng, 8)
+        self.pwd = _ice(self.rng, 24)
+        return self.ufrag
+
+    def restart_ice(self, remote_ufrag: str, remote_pwd: str, now: float) -> None:
+        """Finish the restart with the server's new credentials and check again at once."""
+        self._username = f"{remote_ufrag}:{self.ufrag}".encode()
+        self._key = remote_pwd.encode()
+        self.check_responses = 0
+        self._next_check = now
+
     def stop_checks(self) -> None:
         """Stop sending consent checks (the server should then expire the session)."""
         self._next_check = None
@@ -198,7 +216,7 @@ class TestClient:
         if self.check_responses == 1:
             self._next_check = now + CONSENT_INTERVAL
             assert self.dtls is not None
-            if self.dtls.role is DtlsRole.CLIENT:
+            if self.dtls.role is DtlsRole.CLIENT and self.srtp is None and self.connected_at is None:
                 self.dtls.start(now)
                 self._drain_dtls(now)
 

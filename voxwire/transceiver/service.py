@@ -137,6 +137,15 @@ class Transceiver:
         log.info("call %s created (%s, dtls %s)", call_id, "audio+data" if offer.application else "audio", setup)
         return call, answer
 
+    def restart_ice(self, call_id: str, remote_ufrag: str, now: float) -> tuple[str, str]:
+        """ICE restart for a call: fresh local credentials, returned for the answer fragment."""
+        call = self.calls[call_id]
+        old = call.local_ufrag
+        ufrag, pwd = ice_string(16), ice_string(32)
+        call.session.restart_ice(ufrag, pwd, remote_ufrag, now)
+        self.endpoint.rekey(call, old)
+        return ufrag, pwd
+
     def end_call(self, call_id: str, now: float, reason: str = "hung up") -> bool:
         call = self.calls.get(call_id)
         if call is None:

@@ -126,7 +126,7 @@ def build_answer(offer: Offer, params: AnswerParams) -> str:
             lines += [f"a=sctp-port:{params.sctp_port}", f"a=max-message-size:{params.max_message_size}"]
             if section.sctp_init is not None and params.sctp_init is not None:
                 lines.append("a=sctp-init:" + binascii.b2a_base64(params.sctp_init, newline=False).decode())
-        lines += _candidate_lines(params)
+        lines += candidate_lines(params.candidates)
     return "\r\n".join(lines) + "\r\n"  # RFC 8866 §5: CRLF
 
 
@@ -152,9 +152,10 @@ def _audio_lines(section: AudioSection, params: AnswerParams) -> list[str]:
     return lines
 
 
-def _candidate_lines(params: AnswerParams) -> list[str]:
+def candidate_lines(candidates: tuple[Address, ...]) -> list[str]:
+    """``a=candidate`` lines for our UDP host candidates, then ``a=end-of-candidates``."""
     lines = []
-    for index, (ip, port) in enumerate(params.candidates):
+    for index, (ip, port) in enumerate(candidates):
         foundation = zlib.crc32(f"host udp {ip}".encode()) & 0x7FFFFFFF  # RFC 8445 §5.1.1.3: stable per base
         lines.append(f"a=candidate:{foundation} 1 udp {host_priority(index)} {ip} {port} typ host")
     return lines + ["a=end-of-candidates"]
