@@ -72,6 +72,7 @@ class Transceiver:
         *,
         certificate: Certificate | None = None,
         wallclock_offset: float = 0.0,
+        ufrag_factory: Callable[[], str] | None = None,
     ) -> None:
         self.config = config
         self.agent_factory = agent_factory
@@ -79,6 +80,8 @@ class Transceiver:
         self.endpoint: Endpoint[Call] = Endpoint()
         self.calls: dict[str, Call] = {}
         self.wallclock_offset = wallclock_offset
+        #: Mints each session's server ufrag: random by default, a routing token behind relays.
+        self.ufrag_factory = ufrag_factory or (lambda: ice_string(16))
         self._rng = random.Random(secrets.randbits(64))
 
     def create_call(
@@ -98,7 +101,7 @@ class Transceiver:
         setup = answer_setup(offer.setup, self.config.preferred_setup)
         call_id = "rtc_" + secrets.token_hex(12)
         params = SessionParams(
-            local_ufrag=ice_string(16),
+            local_ufrag=self._fresh_ufrag(),
             local_pwd=ice_string(32),
             remote_ufrag=offer.ice_ufrag,
             remote_fingerprints=tuple((f.algorithm, f.value) for f in offer.fingerprints),
@@ -141,10 +144,17 @@ class Transceiver:
         """ICE restart for a call: fresh local credentials, returned for the answer fragment."""
         call = self.calls[call_id]
         old = call.local_ufrag
-        ufrag, pwd = ice_string(16), ice_string(32)
+        ufrag, pwd = self._fresh_ufrag(), ice_string(32)
         call.session.restart_ice(ufrag, pwd, remote_ufrag, now)
         self.endpoint.rekey(call, old)
         return ufrag, pwd
+
+    def _fresh_ufrag(self) -> str:
+        for _ in range(8):  # a repeat is astronomically rare, but a live ufrag must stay unique
+            ufrag = self.ufrag_factory()
+            if self.endpoint.get(ufrag) is None:
+                return ufrag
+        raise RuntimeError("ufrag factory keeps repeating live ufrags")
 
     def end_call(self, call_id: str, now: float, reason: str = "hung up") -> bool:
         call = self.calls.get(call_id)
