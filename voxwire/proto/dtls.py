@@ -11,14 +11,14 @@ application data); whatever OpenSSL wrote is drained, cut into datagrams and que
 Version and suites. DTLS 1.2 only (RFC 6347; RFC 8827 §6.5 requires at least 1.2).
 ``set_max_proto_version(DTLS1_2)`` makes OpenSSL answer a DTLS 1.3 ClientHello -- Chromium 156
 sends one with a ~1.2 KB X25519MLKEM768 key share, fragmented over two records -- with a DTLS 1.2
-ServerHello; the supported_versions/key_share extensions are ignored (RFC 8446 §4.2.1 downgrade) and
-OpenSSL's reassembly joins the fragments (RFC 6347 §4.2.3). Suites are ECDHE with AES-GCM or
-ChaCha20 (ECDSA first: our certificate is P-256; RSA for a peer server with an RSA certificate),
-groups X25519 then P-256. Tickets, renegotiation and compression are off.
+ServerHello; a 1.2 server ignores supported_versions and key_share (RFC 8446 §4.2.1, RFC 9147 §5.3),
+and OpenSSL's reassembly joins the fragments (RFC 6347 §4.2.3), in either order. Suites are ECDHE
+with AES-GCM or ChaCha20 (ECDSA first: our certificate is P-256; RSA for a peer server with an RSA
+certificate), groups X25519 then P-256. Tickets, renegotiation and compression are off.
 
 Contexts. One ``SSL.Context`` per (certificate, role, SRTP profiles), built once and shared by every
-session (building one costs more than a whole handshake). Per-session state lives on the
-Connection: MTU and the expected fingerprints.
+session (a fresh one per session makes the server's handshake ~1.6-1.8x dearer). Per-session state
+lives on the Connection: MTU and the expected fingerprints.
 
 Authentication (RFC 8122 §5, RFC 5763 §5). Both sides present certificates (the server sends a
 CertificateRequest). The verify callback accepts any chain but compares the leaf certificate with
@@ -39,48 +39,44 @@ returns a whole flight as one byte string of records. We parse the 13-byte recor
 datagram must be a sequence of well-formed DTLS 1.0/1.2 records or it is dropped and counted before
 OpenSSL sees it.
 
-Retransmission (RFC 6347 §4.2.4) -- the design decision. OpenSSL owns the retransmission timer, and
-it runs on OpenSSL's own clock (``gettimeofday``): the bindings expose neither
-``DTLS_set_timer_cb`` nor ``SSL_ctrl``, so a retransmission can only be requested, never forced.
-And only OpenSSL can retransmit correctly: a flight must be re-sent in records with fresh sequence
-numbers (the final flight's Finished is encrypted, so we cannot renumber it), because a peer that
-already holds a record drops an identical copy in its replay window, and a server (BoringSSL or
-OpenSSL) re-sends its final flight only when it sees the client's Finished *again*. So:
+Retransmission (RFC 6347 §4.2.4) -- the design decision. Only OpenSSL can retransmit correctly: a
+re-sent flight needs fresh record sequence numbers (a peer drops a copy of a record it holds, and a
+server re-sends its final flight only on seeing the client's Finished *again*; that Finished is
+encrypted, so we cannot renumber it). But OpenSSL's timer runs on its own clock (``gettimeofday``)
+and the bindings expose neither ``DTLS_set_timer_cb`` nor ``SSL_ctrl``: we can ask for a
+retransmission, never force one. So:
 
-* The deadline we publish mirrors OpenSSL's: after every call into OpenSSL,
-  ``deadline = now + DTLSv1_get_timeout()`` (1 s initial, doubling to 60 s). In production ``now``
-  is monotonic and OpenSSL's clock advances at the same rate, so when our timer fires OpenSSL is
-  due too (it treats < 15 ms remaining as expired) and ``DTLSv1_handle_timeout`` re-sends the
-  flight with fresh record numbers -- the only path that recovers a lost final flight.
-* When OpenSSL declines because its clock disagrees with ``now`` (virtual time in tests; a wall
-  clock stepped backwards), we re-send the cached last flight byte for byte. That is sound for
-  every loss it is used for: the peer's replay window drops the records it already has and accepts
-  the ones that were lost. The one case it cannot cover alone -- our server's final flight lost
-  while the client re-sends identical bytes -- is covered by the next rule.
-* On receiving a retransmission of a peer flight we already answered (its handshake message
-  sequence numbers are all at or below the ones we had seen when we sent our flight) and OpenSSL
-  has nothing to say, we re-send our last flight at once, as RFC 6347 §4.2.4's state machine allows
-  (WAITING/FINISHED: "read retransmit -> retransmit"). This recovers a lost flight in one round trip
-  when the peer's timer is shorter than OpenSSL's fixed 1 s (WebRTC stacks start near 50 ms), and
-  it is what lets an all-virtual-time handshake recover a lost final flight. At most one such
-  resend per :data:`_ECHO_INTERVAL` keeps it from amplifying replayed datagrams.
+* Our deadline mirrors OpenSSL's: after each call, ``deadline = now + DTLSv1_get_timeout()``
+  (1 s, doubling to 60 s). In production ``now`` is monotonic and advances with OpenSSL's clock, so
+  when our timer fires OpenSSL is due too (it counts < 15 ms left as expired) and
+  ``DTLSv1_handle_timeout`` re-sends with fresh numbers -- the path that recovers a lost final flight.
+* If OpenSSL declines because its clock disagrees with ``now`` (virtual time in tests, a wall clock
+  stepped back), we re-send the cached last flight byte for byte: the peer's replay window drops the
+  records it has and accepts the lost ones, which is all this loss needs -- except our final flight,
+  for which the next rule exists.
+* When a datagram re-delivers a peer flight we already answered (all its handshake message_seq are
+  at or below those we had seen when we sent our flight) and OpenSSL stays silent, we re-send our
+  last flight at once (RFC 6347 §4.2.4 state machine: "read retransmit -> retransmit"). This heals a
+  lost flight in one round trip when the peer's timer is shorter than OpenSSL's fixed 1 s (WebRTC
+  stacks start near 50 ms) and recovers a lost final flight on virtual time. One such resend per
+  :data:`_ECHO_INTERVAL` at most, so replayed datagrams are not amplified.
 
-A separate handshake deadline (``config.handshake_timeout``) closes the transport with
-``DtlsClosed("handshake timeout")``.
-
-Errors follow STYLE.md: remote garbage is counted in :attr:`DtlsTransport.counters` and never
-raised; calling ``send`` before the handshake or after close raises :class:`DtlsStateError`; a
-fatal alert or a failed handshake ends in one :class:`DtlsClosed` event with the reason.
+``config.handshake_timeout`` after ``start`` an unfinished handshake ends in
+``DtlsClosed("handshake timeout")``. Remote garbage is counted in :attr:`DtlsTransport.counters`,
+never raised; misuse (``send`` before the handshake) raises :class:`DtlsStateError`; a fatal alert
+or failed handshake ends in one :class:`DtlsClosed` with the reason.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from OpenSSL import SSL, crypto
 from OpenSSL._util import lib as _ossl
@@ -88,28 +84,14 @@ from OpenSSL._util import lib as _ossl
 from voxwire.proto.certificate import FINGERPRINT_ALGORITHMS, Certificate, fingerprint_of
 from voxwire.proto.srtp import SrtpProfile
 
-__all__ = [
-    "ApplicationData",
-    "DtlsClosed",
-    "DtlsConfig",
-    "DtlsCounters",
-    "DtlsError",
-    "DtlsEvent",
-    "DtlsRole",
-    "DtlsStateError",
-    "DtlsTransport",
-    "HandshakeComplete",
-]
-
 _DTLS1_2_VERSION = 0xFEFD  # RFC 6347 §4.1: {254, 253}
 _RECORD_HEADER = 13  # type(1) version(2) epoch(2) sequence_number(6) length(2), RFC 6347 §4.1
 _HS_HEADER = 12  # msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3), §4.2.2
 _MAX_RECORD_BODY = 2**14 + 2048  # RFC 6347 §4.1 / RFC 5246 §6.2.3 TLSCiphertext.length
-_CT_CCS, _CT_ALERT, _CT_HANDSHAKE, _CT_APPDATA = 20, 21, 22, 23
+_CT_CCS, _CT_HANDSHAKE, _CT_APPDATA = 20, 22, 23  # RFC 6347 §4.1 ContentType
 _READ_SIZE = 65536
 _MIN_TIMER = 0.001  # a published deadline always lies ahead of now
-#: Minimum spacing of resends triggered by peer retransmissions (anti-amplification).
-_ECHO_INTERVAL = 0.05
+_ECHO_INTERVAL = 0.05  # minimum spacing of resends answering peer retransmissions (anti-amplification)
 _EXPORTER_LABEL = b"EXTRACTOR-dtls_srtp"  # RFC 5764 §4.2
 _CIPHERS = (
     b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
@@ -136,13 +118,16 @@ class DtlsConfig:
 
     mtu: int = 1200
     handshake_timeout: float = 10.0
-    srtp_profiles: tuple[SrtpProfile, ...] = (SrtpProfile.AEAD_AES_128_GCM, SrtpProfile.AES_CM_128_HMAC_SHA1_80)
+    srtp_profiles: tuple[SrtpProfile, ...] = (
+        SrtpProfile.AEAD_AES_128_GCM,
+        SrtpProfile.AES_CM_128_HMAC_SHA1_80,
+    )
 
     def __post_init__(self) -> None:
         if not 256 <= self.mtu <= 65507:
             raise ValueError(f"mtu must be 256..65507 bytes (OpenSSL's DTLS minimum is 256), got {self.mtu}")
         if not (math.isfinite(self.handshake_timeout) and self.handshake_timeout > 0):
-            raise ValueError(f"handshake_timeout must be a positive number of seconds, got {self.handshake_timeout}")
+            raise ValueError(f"handshake_timeout must be positive seconds, got {self.handshake_timeout}")
         if not self.srtp_profiles or len(set(self.srtp_profiles)) != len(self.srtp_profiles):
             raise ValueError(f"srtp_profiles must be non-empty and without repeats, got {self.srtp_profiles}")
 
@@ -203,10 +188,7 @@ class DtlsCounters:
 
 
 class _State(Enum):
-    NEW = "new"
-    HANDSHAKING = "handshaking"
-    CONNECTED = "connected"
-    CLOSED = "closed"
+    NEW, HANDSHAKING, CONNECTED, CLOSED = "new", "handshaking", "connected", "closed"
 
 
 class _PeerCheck:
@@ -247,7 +229,10 @@ def _context_for(cert: Certificate, role: DtlsRole, profiles: tuple[SrtpProfile,
     ctx.set_min_proto_version(_DTLS1_2_VERSION)
     ctx.set_max_proto_version(_DTLS1_2_VERSION)
     ctx.set_options(
-        SSL.OP_NO_QUERY_MTU | SSL.OP_NO_TICKET | SSL.OP_NO_RENEGOTIATION | SSL.OP_NO_COMPRESSION
+        SSL.OP_NO_QUERY_MTU
+        | SSL.OP_NO_TICKET
+        | SSL.OP_NO_RENEGOTIATION
+        | SSL.OP_NO_COMPRESSION
         | SSL.OP_CIPHER_SERVER_PREFERENCE
     )
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
@@ -264,14 +249,18 @@ def _context_for(cert: Certificate, role: DtlsRole, profiles: tuple[SrtpProfile,
     return ctx
 
 
-@dataclass(frozen=True, slots=True)
-class _Record:
+class _Record(NamedTuple):
     content_type: int
     epoch: int
     start: int
     end: int
     #: message_seq of each handshake fragment, for plaintext (epoch 0) handshake records
     hs_seqs: tuple[int, ...]
+
+
+_HEADER = struct.Struct("!BHHHIH")  # type, version, epoch, seq (16 + 32 bits), length
+_HS_SEQ = struct.Struct("!H")
+_NO_SEQS: tuple[int, ...] = ()
 
 
 def _parse_records(buf: bytes) -> list[_Record] | None:
@@ -281,20 +270,20 @@ def _parse_records(buf: bytes) -> list[_Record] | None:
     while pos < n:
         if n - pos < _RECORD_HEADER:
             return None
-        ctype = buf[pos]
-        if not _CT_CCS <= ctype <= _CT_APPDATA or buf[pos + 1] != 0xFE or buf[pos + 2] not in (0xFF, 0xFD):
-            return None  # DTLS 1.0/1.2 plaintext headers only; 1.3 unified headers are never negotiated
-        epoch = int.from_bytes(buf[pos + 3 : pos + 5], "big")
-        length = int.from_bytes(buf[pos + 11 : pos + 13], "big")
+        ctype, version, epoch, _, _, length = _HEADER.unpack_from(buf, pos)
+        # DTLS 1.0/1.2 plaintext headers only; DTLS 1.3 unified headers (0x20..0x3f) are never
+        # negotiated, and heartbeat (24) / connection-id (25) records are not either.
+        if not _CT_CCS <= ctype <= _CT_APPDATA or version not in (0xFEFF, 0xFEFD):
+            return None
         end = pos + _RECORD_HEADER + length
         if length > _MAX_RECORD_BODY or end > n:
             return None
-        seqs: tuple[int, ...] = ()
+        seqs = _NO_SEQS
         if ctype == _CT_HANDSHAKE and epoch == 0:
             found: list[int] = []
             p = pos + _RECORD_HEADER
             while p + _HS_HEADER <= end:  # §4.2.2: a record may carry several fragments
-                found.append(int.from_bytes(buf[p + 4 : p + 6], "big"))
+                found.append(_HS_SEQ.unpack_from(buf, p + 4)[0])
                 p += _HS_HEADER + int.from_bytes(buf[p + 9 : p + 12], "big")
             seqs = tuple(found)
         records.append(_Record(ctype, epoch, pos, end, seqs))
@@ -442,7 +431,9 @@ class DtlsTransport:
             raise DtlsStateError(f"{self.role.value}: send() in state {self._state.value}")
         assert self._max_send is not None, "CONNECTED always knows its data MTU"
         if not 0 < len(data) <= self._max_send:
-            raise ValueError(f"send() takes 1..{self._max_send} bytes with mtu {self.config.mtu}, got {len(data)}")
+            raise ValueError(
+                f"send() takes 1..{self._max_send} bytes with mtu {self.config.mtu}, got {len(data)}"
+            )
         try:
             self._conn.send(data)
         except SSL.Error as exc:
@@ -454,10 +445,7 @@ class DtlsTransport:
         if self._state is _State.CLOSED:
             return
         if self._state is _State.CONNECTED:
-            try:
-                self._conn.shutdown()
-            except SSL.Error:
-                pass  # the transport is going away either way; nothing to report to the peer
+            self._shutdown()
             self._flush(now, peer_retransmit=False)
         self._close("closed locally")
 
@@ -474,15 +462,15 @@ class DtlsTransport:
         self._on_handshake_done()
 
     def _on_handshake_done(self) -> None:
-        if not self._check.matched or self._check.mismatched:
-            self._conn.shutdown()
+        if not self._check.matched or self._check.mismatched:  # the callback decides; belt and braces
+            self._shutdown()
             self._close("fingerprint mismatch")
             return
         name = self._conn.get_selected_srtp_profile().decode("ascii", "replace")
         try:
             profile = SrtpProfile.from_openssl_name(name)
         except ValueError:
-            self._conn.shutdown()
+            self._shutdown()
             self._close(f"no SRTP profile negotiated (use_srtp, RFC 5764 §4.1.1): {name!r}")
             return
         k, s = profile.key_len, profile.salt_len
@@ -505,10 +493,7 @@ class DtlsTransport:
             except SSL.WantReadError:
                 break
             except SSL.ZeroReturnError:  # close_notify: answer it (RFC 5246 §7.2.1) and finish
-                try:
-                    self._conn.shutdown()
-                except SSL.Error:
-                    pass
+                self._shutdown()
                 self._close("closed by peer")
                 break
             except SSL.Error as exc:
@@ -519,13 +504,22 @@ class DtlsTransport:
                 self._events.append(ApplicationData(data))
         return got
 
+    def _shutdown(self) -> None:
+        """Queue close_notify; a failure means the association is gone anyway, nothing to report."""
+        try:
+            self._conn.shutdown()
+        except SSL.Error:
+            pass
+
     def _fail(self, exc: SSL.Error) -> None:
         """A fatal handshake or record error; OpenSSL has queued its alert, if any, for _flush."""
         if self._check.mismatched:
             self._close("fingerprint mismatch")
         else:
-            self._close(f"{'handshake failed' if self._state is _State.HANDSHAKING else 'fatal error'}: "
-                        f"{_describe(exc)}")
+            self._close(
+                f"{'handshake failed' if self._state is _State.HANDSHAKING else 'fatal error'}: "
+                f"{_describe(exc)}"
+            )
 
     def _close(self, reason: str) -> None:
         if self._state is _State.CLOSED:
@@ -601,11 +595,7 @@ class DtlsTransport:
 
 
 def _describe(exc: SSL.Error) -> str:
-    """OpenSSL's reason strings from an ``SSL.Error`` (a list of (lib, func, reason) tuples)."""
-    parts: list[str] = []
-    for arg in exc.args:
-        if isinstance(arg, list):
-            parts.extend(str(item[-1]) if isinstance(item, tuple) and item else str(item) for item in arg)
-        else:
-            parts.append(str(arg))
-    return "; ".join(p for p in parts if p) or type(exc).__name__
+    """OpenSSL's reason strings from an ``SSL.Error`` (args: a list of (lib, func, reason))."""
+    errors = exc.args[0] if exc.args and isinstance(exc.args[0], list) else list(exc.args)
+    reasons = [str(e[-1]) if isinstance(e, tuple) and e else str(e) for e in errors]
+    return "; ".join(r for r in reasons if r) or type(exc).__name__

@@ -52,7 +52,13 @@ class SrtpProfile(Enum):
     and salt lengths, and libsrtp's profile constant.
     """
 
-    AEAD_AES_128_GCM = ("SRTP_AEAD_AES_128_GCM", 0x0007, 16, 12, pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM)
+    AEAD_AES_128_GCM = (
+        "SRTP_AEAD_AES_128_GCM",
+        0x0007,
+        16,
+        12,
+        pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+    )
     AES_CM_128_HMAC_SHA1_80 = (
         "SRTP_AES128_CM_SHA1_80",
         0x0001,
