@@ -226,3 +226,15 @@ def test_ice_restart_keeps_the_call(certs):
     transceiver.collect()
     assert call_id not in transceiver.calls
 
+
+
+def test_certificate_is_renewed_before_it_expires(certs):
+    config = TransceiverConfig(advertised=(SERVER,))
+    transceiver = Transceiver(config, EchoAgent, certificate=certs[0], wallclock_offset=0.0)
+    client = TestClient(certs[1], 0.0)
+    expiry = certs[0].not_after
+    transceiver.create_call(client.offer(), expiry - 2 * 86_400)
+    assert transceiver.certificate is certs[0]
+    _, answer = transceiver.create_call(client.offer(), expiry - 3600)
+    assert transceiver.certificate is not certs[0]
+    assert transceiver.certificate.fingerprint[1] in answer and transceiver.certificate.not_after > expiry

@@ -26,6 +26,8 @@ from voxwire.wire.sdp_answer import AnswerParams, answer_setup, build_answer
 log = logging.getLogger(__name__)
 
 _ICE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+#: Seconds before expiry at which new calls switch to a freshly generated certificate.
+CERTIFICATE_RENEW_BEFORE = 86_400.0
 
 
 def ice_string(length: int) -> str:
@@ -95,6 +97,7 @@ class Transceiver:
         if len(self.calls) >= self.config.max_calls:
             raise CapacityExceeded(f"this transceiver is at its limit of {self.config.max_calls} calls")
         offer = parse_offer(offer_sdp)
+        self._rotate_certificate(now)
         audio = offer.audio
         if audio is None:
             raise OfferRejected("the offer has no audio section; voxwire needs one Opus audio stream")
@@ -148,6 +151,14 @@ class Transceiver:
         call.session.restart_ice(ufrag, pwd, remote_ufrag, now)
         self.endpoint.rekey(call, old)
         return ufrag, pwd
+
+    def _rotate_certificate(self, now: float) -> None:
+        """New calls get a fresh certificate a day before the current one expires; live calls keep
+        theirs (each DTLS session holds its own reference)."""
+        now_unix = now + self.wallclock_offset
+        if now_unix > self.certificate.not_after - CERTIFICATE_RENEW_BEFORE:
+            self.certificate = Certificate.generate(now_unix)
+            log.info("DTLS certificate renewed (%s)", self.certificate.fingerprint[1][:11])
 
     def _fresh_ufrag(self) -> str:
         for _ in range(8):  # a repeat is astronomically rare, but a live ufrag must stay unique
