@@ -37,7 +37,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -134,7 +134,7 @@ class TimedEndpoint:
 
     def poll_transmit(self) -> tuple[bytes, tuple[str, int]] | None:
         t0 = clock()
-        out = self.endpoint.poll_transmit()
+        out: tuple[bytes, tuple[str, int]] | None = self.endpoint.poll_transmit()
         self._account("poll_transmit", t0)
         if out is not None and self._pending_output:
             self.timer_firings_with_output += 1
@@ -149,7 +149,7 @@ class TimedEndpoint:
         t0 = clock()
         deadline = self.endpoint.poll_timeout()
         self._account("poll_timeout", t0)
-        return deadline
+        return cast("float | None", deadline)
 
     def note_headroom(self, now: float, deadline: float | None) -> None:
         if self.state == "window" and deadline is not None:
@@ -213,7 +213,7 @@ def one_session(
         "virtual_setup_ms": (proxy.keyed_at - proxy.started_at) * 1e3,
         # Server view: its first check in -> its keys. Client view: its first check out -> its keys.
         "round_trips": (proxy.keyed_at - proxy.started_at) / (2 * delay),
-        "client_round_trips": (client.connected_at - start) / (2 * delay),
+        "client_round_trips": ((client.connected_at or math.nan) - start) / (2 * delay),
     }
 
 
@@ -235,8 +235,13 @@ def install_create_call_probes(watch: Stopwatch) -> None:
 
 def summarize(rows: list[dict[str, Any]], chromium: list[float]) -> dict[str, Any]:
     def stats(values: list[float]) -> dict[str, float]:
-        return {"median": statistics.median(values), "p90": pct(values, 90), "mean": statistics.fmean(values),
-                "min": min(values), "max": max(values)}
+        return {
+            "median": statistics.median(values),
+            "p90": pct(values, 90),
+            "mean": statistics.fmean(values),
+            "min": min(values),
+            "max": max(values),
+        }
 
     out: dict[str, Any] = {}
     for role in ("active", "passive"):
@@ -246,8 +251,12 @@ def summarize(rows: list[dict[str, Any]], chromium: list[float]) -> dict[str, An
         out[role] = {
             "sessions": len(rs),
             "setup_ms": stats([r["setup_ms"] for r in rs]),
-            "setup_parts_ms": {k: stats([r["setup_parts_ms"][k] for r in rs]) for k in rs[0]["setup_parts_ms"]},
-            "setup_calls_median": {k: statistics.median(r["setup_calls"][k] for r in rs) for k in rs[0]["setup_calls"]},
+            "setup_parts_ms": {
+                k: stats([r["setup_parts_ms"][k] for r in rs]) for k in rs[0]["setup_parts_ms"]
+            },
+            "setup_calls_median": {
+                k: statistics.median(r["setup_calls"][k] for r in rs) for k in rs[0]["setup_calls"]
+            },
             "datagram_kinds": [k for k, _ in rs[0]["datagrams_ms"]],
             "datagrams_ms": [
                 stats([r["datagrams_ms"][i][1] for r in rs if len(r["datagrams_ms"]) > i])
@@ -275,29 +284,36 @@ def print_table(summary: dict[str, Any], args: argparse.Namespace) -> None:
     print(head)
     print("|" + "---|" * (1 + 2 * len(roles)))
 
-    def row(label: str, get: Callable[[dict[str, Any]], dict[str, float]]) -> None:
+    def row(label: str, *path: str | int) -> None:
         cells = []
         for r in roles:
-            s = get(summary[r])
-            cells += [f"{s['median']:.3f}", f"{s['p90']:.3f}"]
+            node: Any = summary[r]
+            for key in path:
+                node = node[key] if isinstance(key, str) or key < len(node) else None
+                if node is None:
+                    break
+            cells += [f"{node['median']:.3f}", f"{node['p90']:.3f}"] if node else ["-", "-"]
         print(f"| {label} | " + " | ".join(cells) + " |")
 
-    row("**first STUN check -> SRTP keys**", lambda s: s["setup_ms"])
+    row("**first STUN check -> SRTP keys**", "setup_ms")
     for part in ("handle_datagram", "poll_transmit", "handle_timeout"):
-        row(f"&nbsp;&nbsp;{part}", lambda s, p=part: s["setup_parts_ms"][p])
+        row(f"&nbsp;&nbsp;{part}", "setup_parts_ms", part)
     for i in range(max(len(summary[r]["datagrams_ms"]) for r in roles)):
-        kinds = "/".join(summary[r]["datagram_kinds"][i] if i < len(summary[r]["datagram_kinds"]) else "-" for r in roles)
-        row(f"&nbsp;&nbsp;&nbsp;&nbsp;datagram {i + 1} ({kinds})", lambda s, i=i: s["datagrams_ms"][i]
-            if i < len(s["datagrams_ms"]) else {"median": math.nan, "p90": math.nan})
-    row("(poll_timeout, not included)", lambda s: s["setup_parts_ms"]["poll_timeout"])
-    row("**create_call** (offer -> answer)", lambda s: s["create_call_ms"])
+        kinds = "/".join(
+            summary[r]["datagram_kinds"][i] if i < len(summary[r]["datagram_kinds"]) else "-" for r in roles
+        )
+        row(f"&nbsp;&nbsp;&nbsp;&nbsp;datagram {i + 1} ({kinds})", "datagrams_ms", i)
+    row("(poll_timeout, not included)", "setup_parts_ms", "poll_timeout")
+    row("**create_call** (offer -> answer)", "create_call_ms")
     for part in ("parse_offer", "ice_string", "Session", "agent", "Call", "build_answer"):
         if part in summary[roles[0]]["create_parts_ms"]:
-            row(f"&nbsp;&nbsp;{part}", lambda s, p=part: s["create_parts_ms"][p])
+            row(f"&nbsp;&nbsp;{part}", "create_parts_ms", part)
     if "create_call_chromium_offer_ms" in summary:
         c = summary["create_call_chromium_offer_ms"]
-        print(f"| **create_call**, recorded Chromium offer ({CHROMIUM_OFFER.name}, default role) | "
-              f"{c['median']:.3f} | {c['p90']:.3f} | | |")
+        print(
+            f"| **create_call**, recorded Chromium offer ({CHROMIUM_OFFER.name}, default role) | "
+            f"{c['median']:.3f} | {c['p90']:.3f} | | |"
+        )
     print()
     for r in roles:
         s = summary[r]
@@ -319,8 +335,12 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=200, help="sessions per DTLS role (default 200)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed sessions per role first (default 10)")
     parser.add_argument("--delay", type=float, default=0.02, help="one-way link delay, s (default 0.02)")
-    parser.add_argument("--json", type=Path, default=REPO / "bench" / "out" / "setup_cpu.json",
-                        help="where to write the results (default bench/out/setup_cpu.json)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=REPO / "bench" / "out" / "setup_cpu.json",
+        help="where to write the results (default bench/out/setup_cpu.json)",
+    )
     args = parser.parse_args()
 
     watch = Stopwatch()
@@ -339,12 +359,18 @@ def main() -> None:
             if i >= args.warmup:
                 chromium.append(ms)
     summary = summarize(rows, chromium)
-    print(f"voxwire server CPU per session setup, in process, virtual time ({args.sessions} sessions per role,"
-          f" time.thread_time_ns, Python {sys.version.split()[0]})\n")
+    print(
+        f"voxwire server CPU per session setup, in process, virtual time ({args.sessions} sessions per role,"
+        f" time.thread_time_ns, Python {sys.version.split()[0]})\n"
+    )
     print_table(summary, args)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "summary": summary,
-                                     "sessions": rows}, indent=1))
+    args.json.write_text(
+        json.dumps(
+            {"args": {k: str(v) for k, v in vars(args).items()}, "summary": summary, "sessions": rows},
+            indent=1,
+        )
+    )
     print(f"\nwrote {args.json.relative_to(REPO) if args.json.is_relative_to(REPO) else args.json}")
 
 

@@ -31,8 +31,9 @@ CERTIFICATE_RENEW_BEFORE = 86_400.0
 
 
 def ice_string(length: int) -> str:
-    """A random string of ice-chars (RFC 8839 §5.4) from the OS CSPRNG."""
-    return "".join(secrets.choice(_ICE_CHARS) for _ in range(length))
+    """A random string of ice-chars (RFC 8839 §5.4) from the OS CSPRNG: 6 uniform bits per char
+    (the alphabet has exactly 64 symbols), one token_bytes call instead of one choice per char."""
+    return "".join(_ICE_CHARS[b & 63] for b in secrets.token_bytes(length))
 
 
 class OfferRejected(ValueError):
