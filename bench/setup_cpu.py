@@ -167,7 +167,9 @@ def one_session(
 ) -> dict[str, Any]:
     net = Network(Link(LinkConfig(delay=delay), seed=seed))
     config = TransceiverConfig(advertised=(SERVER,), preferred_setup=role)
-    transceiver = Transceiver(config, watch.wrap("agent", EchoAgent), certificate=certs[0])
+    agent = EchoAgent()
+    agent.start = watch.wrap("agent", agent.start)  # type: ignore[method-assign]
+    transceiver = Transceiver(config, agent, certificate=certs[0])
     client = TestClient(certs[1], net.now, rng=random.Random(seed))
     offer = client.offer()
     start = net.now
@@ -220,7 +222,7 @@ def one_session(
 def chromium_create_call(certs: tuple[Certificate, Certificate], offer: str) -> float:
     """CPU ms of create_call on a recorded Chromium offer (bigger than the test client's)."""
     config = TransceiverConfig(advertised=(SERVER,))
-    transceiver = Transceiver(config, EchoAgent, certificate=certs[0])
+    transceiver = Transceiver(config, EchoAgent(), certificate=certs[0])
     gc.collect()
     t0 = clock()
     transceiver.create_call(offer, 1000.0)

@@ -38,7 +38,7 @@ def make_pair(
 ) -> tuple[Network, Transceiver, TestClient, str]:
     net = Network(Link(link or LinkConfig(delay=0.02), seed=seed))
     config = TransceiverConfig(advertised=(SERVER,), preferred_setup=setup, session=SessionConfig(connect_timeout=10))
-    transceiver = Transceiver(config, EchoAgent, certificate=certs[0])
+    transceiver = Transceiver(config, EchoAgent(), certificate=certs[0])
     client = TestClient(client_cert or certs[1], net.now, rng=random.Random(seed))
     call, answer = transceiver.create_call(client.offer(), net.now)
     client.answer(answer, net.now)
@@ -230,7 +230,7 @@ def test_ice_restart_keeps_the_call(certs):
 
 def test_certificate_is_renewed_before_it_expires(certs):
     config = TransceiverConfig(advertised=(SERVER,))
-    transceiver = Transceiver(config, EchoAgent, certificate=certs[0], wallclock_offset=0.0)
+    transceiver = Transceiver(config, EchoAgent(), certificate=certs[0], wallclock_offset=0.0)
     client = TestClient(certs[1], 0.0)
     expiry = certs[0].not_after
     transceiver.create_call(client.offer(), expiry - 2 * 86_400)

@@ -37,7 +37,7 @@ def run(
 ) -> None:
     async def main() -> None:
         transceiver = Transceiver(
-            TransceiverConfig(advertised=(("127.0.0.1", 9),), max_calls=max_calls), EchoAgent, certificate=CERT
+            TransceiverConfig(advertised=(("127.0.0.1", 9),), max_calls=max_calls), EchoAgent(), certificate=CERT
         )
         shell = await open_udp(transceiver.endpoint, "127.0.0.1", 0, after_drain=transceiver.collect)
         client = HttpClient(TestServer(make_app(transceiver, shell, auth, wallclock=wallclock)))

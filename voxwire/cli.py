@@ -134,7 +134,7 @@ async def serve(opts: argparse.Namespace) -> None:
         max_calls=opts.max_calls,
         session=SessionConfig(connect_timeout=opts.connect_timeout),
     )
-    transceiver = Transceiver(config, AGENTS[opts.agent], wallclock_offset=time.time() - loop.time())
+    transceiver = Transceiver(config, AGENTS[opts.agent](), wallclock_offset=time.time() - loop.time())
     shell = await open_udp(transceiver.endpoint, opts.udp_host, opts.udp_port, after_drain=transceiver.collect)
     app = make_app(transceiver, shell, Authenticator(api_keys), client_secret_ttl=opts.client_secret_ttl)
     runner = web.AppRunner(app, access_log=None)

@@ -2,11 +2,37 @@
 
 from collections.abc import Callable
 
-from voxwire.agent.base import Agent
+from voxwire.agent.base import (
+    Agent,
+    AgentOutput,
+    AgentSession,
+    AudioOut,
+    CallContext,
+    HandlerAgent,
+    Message,
+    TextOut,
+    Turn,
+    UserTranscript,
+    handler_agent,
+)
 from voxwire.agent.echo import EchoAgent
 
 AGENTS: dict[str, Callable[[], Agent]] = {
     "echo": EchoAgent,
 }
 
-__all__ = ["AGENTS", "Agent", "EchoAgent"]
+__all__ = [
+    "AGENTS",
+    "Agent",
+    "AgentOutput",
+    "AgentSession",
+    "AudioOut",
+    "CallContext",
+    "EchoAgent",
+    "HandlerAgent",
+    "Message",
+    "TextOut",
+    "Turn",
+    "UserTranscript",
+    "handler_agent",
+]

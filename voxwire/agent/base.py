@@ -1,12 +1,29 @@
-"""The model side as the transceiver sees it (a first, minimal shape; the voice agent layer grows it).
+"""The model side of a call, as an agent author sees it.
 
-An agent receives the caller's audio as 16-bit mono PCM at the rate it chose and hands back PCM to
-play at the same rate. It is driven synchronously from the transceiver's loop, so it must never
-block: a slow model runs elsewhere and feeds its output through :meth:`poll_audio`.
+The common case is one short async generator: it gets a finished user turn and yields what the
+assistant says::
+
+    @handler_agent("parrot")
+    async def parrot(turn: Turn) -> AsyncIterator[AgentOutput]:
+        yield TextOut("You said something.")
+        yield AudioOut(turn.audio)            # PCM at turn.sample_rate
+
+The gateway does the rest: turn detection, the Realtime events, pacing the audio out in 20 ms
+frames, and barge-in (when the user talks over the assistant the generator is cancelled and the
+audio not yet played is dropped).
+
+The full streaming case implements :class:`Agent` / :class:`AgentSession` directly: the session
+sees every input audio frame (:meth:`AgentSession.on_audio`) and may play audio outside responses
+through :meth:`CallContext.play` (the ``echo`` agent does).
+
+Agents never block the transceiver: ``on_audio`` must return at once, and ``respond`` runs as a
+task on the event loop (heavy models belong in an executor thread).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -14,16 +31,115 @@ import numpy.typing as npt
 
 Pcm = npt.NDArray[np.int16]
 
+DEFAULT_SAMPLE_RATE = 24_000
 
-class Agent(Protocol):
-    #: Sample rate of both directions, in Hz.
+
+@dataclass(frozen=True)
+class Message:
+    """One earlier conversation item, as text."""
+
+    role: str  # "user" | "assistant" | "system"
+    text: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A finished user turn: its audio (mono int16 at ``sample_rate``) and the conversation so far."""
+
+    audio: Pcm
     sample_rate: int
+    item_id: str | None = None
+    instructions: str = ""
+    history: Sequence[Message] = field(default_factory=tuple)
+    #: The user's words when the gateway (or the client) already transcribed them.
+    transcript: str | None = None
 
+
+@dataclass(frozen=True)
+class AudioOut:
+    """Assistant audio to play (mono int16 at the agent's sample rate)."""
+
+    pcm: Pcm
+
+
+@dataclass(frozen=True)
+class TextOut:
+    """Assistant words: the transcript of its audio, published as it is produced."""
+
+    delta: str
+
+
+@dataclass(frozen=True)
+class UserTranscript:
+    """What the user said in the turn being answered (published on the user's item)."""
+
+    text: str
+
+
+AgentOutput = AudioOut | TextOut | UserTranscript
+
+
+class CallContext(Protocol):
+    """What an agent session may do on its call besides answering turns."""
+
+    call_id: str
+
+    def play(self, pcm: Pcm) -> None:
+        """Queue audio outside any response (streaming agents)."""
+
+
+class AgentSession(Protocol):
     def on_audio(self, pcm: Pcm, now: float) -> None:
-        """The caller's audio, in order, with losses already concealed."""
+        """Every input audio frame, in order, losses concealed. Must not block."""
 
-    def poll_audio(self) -> Pcm | None:
-        """PCM to play next, or None when the agent has nothing queued."""
+    def respond(self, turn: Turn) -> AsyncIterator[AgentOutput]:
+        """Answer a turn; cancelled (``CancelledError`` at an ``await``) on barge-in."""
 
     def close(self) -> None:
-        """The call ended; free what the agent holds."""
+        """The call ended."""
+
+
+class Agent(Protocol):
+    name: str
+    #: Rate of the PCM the agent hears and speaks.
+    sample_rate: int
+
+    def start(self, ctx: CallContext) -> AgentSession: ...
+
+
+Handler = Callable[[Turn], AsyncIterator[AgentOutput]]
+
+
+class _HandlerSession:
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+
+    def on_audio(self, pcm: Pcm, now: float) -> None:
+        pass
+
+    def respond(self, turn: Turn) -> AsyncIterator[AgentOutput]:
+        return self._handler(turn)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class HandlerAgent:
+    """An :class:`Agent` made from one turn handler."""
+
+    name: str
+    handler: Handler
+    sample_rate: int = DEFAULT_SAMPLE_RATE
+
+    def start(self, ctx: CallContext) -> AgentSession:
+        return _HandlerSession(self.handler)
+
+
+def handler_agent(name: str, *, sample_rate: int = DEFAULT_SAMPLE_RATE) -> Callable[[Handler], HandlerAgent]:
+    """Decorator: turn an async generator ``handler(turn)`` into a named agent."""
+
+    def wrap(handler: Handler) -> HandlerAgent:
+        return HandlerAgent(name, handler, sample_rate)
+
+    return wrap

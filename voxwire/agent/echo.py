@@ -1,41 +1,50 @@
-"""``echo``: the caller hears themself, through decode, resampling and encode in both directions."""
+"""``echo``: the caller hears themself, through decode and encode in both directions.
+
+It streams: every input frame is played straight back (the duplex path of the transceiver, with no
+model in the way). With the Realtime protocol it also answers ``response.create`` by playing back
+the last committed user turn, so the event flow is exercised before a real model exists.
+"""
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import AsyncIterator
 
-import numpy as np
+from voxwire.agent.base import (
+    DEFAULT_SAMPLE_RATE,
+    AgentOutput,
+    AgentSession,
+    AudioOut,
+    CallContext,
+    Pcm,
+    TextOut,
+    Turn,
+)
 
-from voxwire.agent.base import Pcm
 
-#: Bound on queued echo audio (seconds): if the output side stalls, the oldest audio goes first.
-MAX_QUEUED_SECONDS = 2.0
+class EchoSession:
+    def __init__(self, ctx: CallContext, stream: bool) -> None:
+        self._ctx = ctx
+        self._stream = stream
+
+    def on_audio(self, pcm: Pcm, now: float) -> None:
+        if self._stream:
+            self._ctx.play(pcm)
+
+    async def respond(self, turn: Turn) -> AsyncIterator[AgentOutput]:
+        seconds = len(turn.audio) / turn.sample_rate
+        yield TextOut(f"(echo of {seconds:.1f} s)")
+        yield AudioOut(turn.audio)
+
+    def close(self) -> None:
+        pass
 
 
 class EchoAgent:
-    def __init__(self, sample_rate: int = 24_000) -> None:
+    name = "echo"
+
+    def __init__(self, sample_rate: int = DEFAULT_SAMPLE_RATE, *, stream: bool = True) -> None:
         self.sample_rate = sample_rate
-        self._queue: deque[Pcm] = deque()
-        self._queued = 0
-        self._limit = int(MAX_QUEUED_SECONDS * sample_rate)
-        self.dropped_samples = 0
+        self.stream = stream
 
-    def on_audio(self, pcm: Pcm, now: float) -> None:
-        self._queue.append(pcm)
-        self._queued += len(pcm)
-        while self._queued > self._limit:
-            old = self._queue.popleft()
-            self._queued -= len(old)
-            self.dropped_samples += len(old)
-
-    def poll_audio(self) -> Pcm | None:
-        if not self._queue:
-            return None
-        out = self._queue[0] if len(self._queue) == 1 else np.concatenate(self._queue)
-        self._queue.clear()
-        self._queued = 0
-        return out
-
-    def close(self) -> None:
-        self._queue.clear()
-        self._queued = 0
+    def start(self, ctx: CallContext) -> AgentSession:
+        return EchoSession(ctx, self.stream)

@@ -97,47 +97,92 @@ class InboundAudio:
         return pcm if len(pcm) else None
 
 
+@dataclass(frozen=True, slots=True)
+class SentFrame:
+    """One encoded frame whose tick has come."""
+
+    payload: bytes
+    timestamp: int  # RTP timestamp (32-bit)
+    marker: bool
+    #: Whose audio it is: a response id, or None for audio played outside responses.
+    tag: str | None
+
+
 class OutboundAudio:
-    """Agent-rate PCM in, paced Opus frames out."""
+    """Agent-rate PCM in, paced Opus frames out.
+
+    Audio is queued with a tag (the response it belongs to), so the voice layer can tell when a
+    response's audio starts and stops playing and how much of it was actually sent (truncation on
+    barge-in). When the tag changes, the previous tag's last partial frame is padded with silence
+    and queued, so no frame mixes two responses.
+    """
 
     def __init__(self, agent_rate: int, config: MediaConfig, initial_timestamp: int) -> None:
         rate = codec_rate(agent_rate)
         self.resampler = Resampler(agent_rate, rate)
         self.encoder = OpusEncoder(rate, 1, bitrate=config.bitrate)
         self.frame_samples = round(rate * FRAME_SECONDS)
-        self.pacer: Pacer[Pcm] = Pacer(initial_timestamp=initial_timestamp, capacity=round(config.max_queued / 0.02))
+        self.pacer: Pacer[tuple[Pcm, str | None]] = Pacer(
+            initial_timestamp=initial_timestamp, capacity=round(config.max_queued / FRAME_SECONDS)
+        )
         self._partial = np.zeros(0, dtype=np.int16)
+        self._partial_tag: str | None = None
+        self._pending: dict[str | None, int] = {}  # frames queued per tag
         self.overflow_frames = 0
 
     def start(self, now: float) -> None:
         self.pacer.start(now)
 
-    def play(self, pcm: Pcm) -> None:
+    def play(self, pcm: Pcm, tag: str | None = None) -> None:
         """Queue agent audio; whole 20 ms frames go to the pacer, the remainder waits."""
+        if tag != self._partial_tag:
+            self.finish()
+            self._partial_tag = tag
         audio = pcm if self.resampler.passthrough else self.resampler.process(pcm)
         if len(self._partial):
             audio = np.concatenate((self._partial, audio))
         n = self.frame_samples
         whole = len(audio) - len(audio) % n
         for start in range(0, whole, n):
-            try:
-                self.pacer.push(audio[start : start + n])
-            except PacerFull:
-                self.overflow_frames += 1
+            self._push(audio[start : start + n], tag)
         self._partial = audio[whole:].copy()
+
+    def finish(self) -> None:
+        """Queue the last partial frame of the current tag, padded with silence."""
+        if len(self._partial):
+            frame = np.zeros(self.frame_samples, dtype=np.int16)
+            frame[: len(self._partial)] = self._partial
+            self._push(frame, self._partial_tag)
+            self._partial = np.zeros(0, dtype=np.int16)
+
+    def _push(self, frame: Pcm, tag: str | None) -> None:
+        try:
+            self.pacer.push((frame, tag))
+        except PacerFull:
+            self.overflow_frames += 1
+            return
+        self._pending[tag] = self._pending.get(tag, 0) + 1
+
+    def queued(self, tag: str | None) -> bool:
+        """Whether audio of ``tag`` still waits to be sent."""
+        return (self._partial_tag == tag and len(self._partial) > 0) or self._pending.get(tag, 0) > 0
 
     def flush(self) -> int:
         """Drop everything queued (barge-in). Returns the number of frames dropped."""
         self._partial = np.zeros(0, dtype=np.int16)
+        self._pending.clear()
         self.resampler.reset()  # else the interrupted response's tail starts the next one
         return self.pacer.clear()
 
     def poll_timeout(self) -> float | None:
         return self.pacer.poll_timeout()
 
-    def due(self, now: float) -> list[tuple[bytes, int, bool]]:
-        """Encode the frames due at ``now``: (opus payload, rtp timestamp, marker)."""
-        return [
-            (self.encoder.encode(f.frame, self.frame_samples), f.timestamp & 0xFFFFFFFF, f.marker)
-            for f in self.pacer.handle_timeout(now)
-        ]
+    def due(self, now: float) -> list[SentFrame]:
+        """Encode the frames due at ``now``."""
+        n = self.frame_samples
+        out = []
+        for f in self.pacer.handle_timeout(now):
+            pcm, tag = f.frame
+            self._pending[tag] -= 1
+            out.append(SentFrame(self.encoder.encode(pcm, n), f.timestamp & 0xFFFFFFFF, f.marker, tag))
+        return out

@@ -1,20 +1,28 @@
-"""A call: one WebRTC :class:`~voxwire.proto.session.Session`, its audio pipeline and its agent.
+"""A call: one WebRTC :class:`~voxwire.proto.session.Session`, its audio pipeline, its voice layer
+and its agent.
 
 The call is what the shared-socket :class:`~voxwire.proto.endpoint.Endpoint` routes to. It keeps the
 driver shape of the session and adds two timers of its own: the inbound reorder deadline and the
-outbound pacer tick. Inbound audio goes to the agent the moment it is decodable; agent output is
-picked up after every input and every tick, so nothing waits for a separate task.
+outbound pacer tick. Inbound audio goes to the agent and the voice layer the moment it is
+decodable; every frame the pacer releases is reported to the voice layer (playback tracking).
+
+Agent responses run outside (the asyncio edge): the call queues the voice layer's commands and the
+application collects them with :meth:`poll_command`; agent output comes back through
+``call.voice`` and the application then calls :meth:`pump`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from voxwire.agent.base import Agent
+from voxwire.agent.base import Agent, Pcm
 from voxwire.media.pipeline import InboundAudio, MediaConfig, OutboundAudio
 from voxwire.proto.session import AudioPacket, Closed, Connected, DataReceived, Session
+from voxwire.realtime.conversation import Conversation, random_ids
+from voxwire.voice.session import Command, TurnDetectorFactory, VoiceSession
 from voxwire.wire.types import Address
 
 log = logging.getLogger(__name__)
@@ -38,17 +46,28 @@ class Call:
     session: Session
     agent: Agent
     media: MediaConfig = field(default_factory=MediaConfig)
-    #: Realtime session configuration from the offer's form or the client secret (applied by the
-    #: data-channel layer before the first event).
+    #: Realtime session configuration from the offer's form or the client secret, applied before
+    #: the first event.
     session_config: dict[str, Any] = field(default_factory=dict)
+    turn_detector: TurnDetectorFactory | None = None
 
     def __post_init__(self) -> None:
+        rng = self.session.rng
         self.timeline = CallTimeline(created=self.session.now)
-        self.inbound = InboundAudio(self.agent.sample_rate, self.media)
-        self.outbound = OutboundAudio(
-            self.agent.sample_rate, self.media, initial_timestamp=self.session.rng.randrange(1 << 32)
-        )
+        rate = self.agent.sample_rate
+        self.inbound = InboundAudio(rate, self.media)
+        self.outbound = OutboundAudio(rate, self.media, initial_timestamp=rng.randrange(1 << 32))
+        conversation = Conversation(random_ids(rng.randbytes), model=f"voxwire-{self.agent.name}")
+        self.voice = VoiceSession(conversation, self.outbound, rate, turn_detector=self.turn_detector)
+        self.agent_session = self.agent.start(self)
         self.close_reason: str | None = None
+        self._commands: deque[Command] = deque()
+
+    # -- CallContext (what the agent may do) ----------------------------------------------------
+
+    def play(self, pcm: Pcm) -> None:
+        """Queue audio outside any response (streaming agents such as echo)."""
+        self.outbound.play(pcm)
 
     # -- what the endpoint needs ----------------------------------------------------------------
 
@@ -84,6 +103,7 @@ class Call:
         deadline = self.outbound.poll_timeout()
         if deadline is not None and now >= deadline:
             self._send_due(now)
+        self.pump(now)
 
     def poll_timeout(self) -> float | None:
         if self.is_closed:
@@ -95,6 +115,19 @@ class Call:
         return self.session.poll_transmit()
 
     # -- application ----------------------------------------------------------------------------
+
+    def poll_command(self) -> Command | None:
+        """Agent work the voice layer asked for (start or cancel a response)."""
+        return self._commands.popleft() if self._commands else None
+
+    def pump(self, now: float) -> None:
+        """Move the voice layer's output along: commands to the application, server events to the
+        client's event channel. Call after feeding the voice layer from outside (agent output)."""
+        voice = self.voice
+        while (command := voice.poll_command()) is not None:
+            self._commands.append(command)
+        while voice.poll_server_event() is not None:
+            pass  # the oai-events data channel is wired in with the data-channel layer
 
     def close(self, now: float, reason: str) -> None:
         self.session.close(now, reason)
@@ -114,11 +147,11 @@ class Call:
                 self.outbound.start(now)
                 log.info("call %s connected (%s)", self.call_id, event.srtp_profile)
             elif isinstance(event, DataReceived):
-                pass  # the data-channel layer is not wired in yet
+                pass  # the data-channel layer is wired in next
             elif isinstance(event, Closed):
                 self.timeline.closed = now
                 self.close_reason = event.reason
-                self.agent.close()
+                self.agent_session.close()
                 log.info("call %s closed: %s", self.call_id, event.reason)
         if got_audio:
             if self.timeline.first_audio_in is None:
@@ -128,16 +161,13 @@ class Call:
     def _feed_agent(self, now: float) -> None:
         pcm = self.inbound.pop_pcm()
         if pcm is not None:
-            self.agent.on_audio(pcm, now)
-        self._pull_agent()
-
-    def _pull_agent(self) -> None:
-        out = self.agent.poll_audio()
-        if out is not None and len(out):
-            self.outbound.play(out)
+            self.agent_session.on_audio(pcm, now)
+            self.voice.on_input_audio(pcm)
+            self.pump(now)
 
     def _send_due(self, now: float) -> None:
-        self._pull_agent()
-        for payload, timestamp, marker in self.outbound.due(now):
-            if self.session.send_audio(payload, timestamp, marker, now) and self.timeline.first_audio_out is None:
-                self.timeline.first_audio_out = now
+        for frame in self.outbound.due(now):
+            if self.session.send_audio(frame.payload, frame.timestamp, frame.marker, now):
+                if self.timeline.first_audio_out is None:
+                    self.timeline.first_audio_out = now
+                self.voice.on_frame_sent(frame)

@@ -20,6 +20,7 @@ from voxwire.proto.dtls import DtlsRole
 from voxwire.proto.endpoint import Endpoint
 from voxwire.proto.session import Session, SessionConfig, SessionParams
 from voxwire.transceiver.call import Call
+from voxwire.voice.session import TurnDetectorFactory
 from voxwire.wire.sdp import Fingerprint, SdpError, parse_offer
 from voxwire.wire.sdp_answer import AnswerParams, answer_setup, build_answer
 
@@ -71,14 +72,16 @@ class Transceiver:
     def __init__(
         self,
         config: TransceiverConfig,
-        agent_factory: Callable[[], Agent],
+        agent: Agent,
         *,
         certificate: Certificate | None = None,
         wallclock_offset: float = 0.0,
         ufrag_factory: Callable[[], str] | None = None,
     ) -> None:
         self.config = config
-        self.agent_factory = agent_factory
+        self.agent = agent
+        #: Builds a turn detector for server_vad sessions (None: turn detection unavailable).
+        self.turn_detector: TurnDetectorFactory | None = None
         self.certificate = certificate or Certificate.generate()
         self.endpoint: Endpoint[Call] = Endpoint()
         self.calls: dict[str, Call] = {}
@@ -122,7 +125,9 @@ class Transceiver:
             random.Random(self._rng.getrandbits(64)),
             self.wallclock_offset,
         )
-        call = Call(call_id, rtc, self.agent_factory(), self.config.media, session_config=session or {})
+        call = Call(
+            call_id, rtc, self.agent, self.config.media, session_config=session or {}, turn_detector=self.turn_detector
+        )
         algo, value = self.certificate.fingerprint
         answer = build_answer(
             offer,
