@@ -9,7 +9,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from voxwire import __version__
 
@@ -17,12 +18,14 @@ from voxwire import __version__
 class EnvDefaults(argparse.ArgumentParser):
     """An ArgumentParser whose options default to ``VOXWIRE_<NAME>`` environment variables."""
 
-    def add_env_option(self, flag: str, *, help: str, default: object = None, type: type = str, **kw: object) -> None:
+    def add_env_option(
+        self, flag: str, *, help: str, default: object = None, type: Callable[[str], Any] = str, **kw: Any
+    ) -> None:
         env = "VOXWIRE_" + flag.lstrip("-").replace("-", "_").upper()
         raw = os.environ.get(env)
         value = type(raw) if raw is not None else default
         self.add_argument(
-            flag, default=value, type=type, help=f"{help} [env {env}; default: {default}]", **kw  # type: ignore[arg-type]
+            flag, default=value, type=type, help=f"{help} [env {env}; default: {default}]", **kw
         )
 
 
@@ -96,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         "VOXWIRE_API_KEYS or the file named by VOXWIRE_API_KEY_FILE; with none, only loopback is served)",
     )
     serve.add_env_option("--log-level", default="info", help="debug, info, warning or error")
+
+    from voxwire.relay.cli import add_relay_parser, add_transceiver_parser  # they import EnvDefaults
+
+    add_relay_parser(sub)
+    add_transceiver_parser(sub)
     return parser
 
 
@@ -164,13 +172,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=opts.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
     )
-    if opts.command == "serve":
-        try:
-            import uvloop
+    import uvloop
 
+    try:
+        if opts.command == "serve":
             uvloop.run(serve(opts))
-        except KeyboardInterrupt:
-            pass
+        elif opts.command == "relay":
+            from voxwire.relay.cli import run_relay
+
+            uvloop.run(run_relay(opts))
+        elif opts.command == "transceiver":
+            from voxwire.relay.cli import run_transceiver
+
+            uvloop.run(run_transceiver(opts))
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -38,7 +38,7 @@ MAX_SESSION_BYTES = 64 * 1024
 TRANSCEIVER = web.AppKey("transceiver", Transceiver)
 SHELL = web.AppKey("shell", UdpShell)
 AUTH = web.AppKey("auth", Authenticator)
-WALLCLOCK = web.AppKey("wallclock", Callable[[], float])
+WALLCLOCK: web.AppKey[Callable[[], float]] = web.AppKey("wallclock")
 
 
 def error_response(status: int, type_: str, code: str, message: str) -> web.Response:

@@ -21,7 +21,7 @@ from voxwire.proto.endpoint import Endpoint
 from voxwire.proto.session import Session, SessionConfig, SessionParams
 from voxwire.transceiver.call import Call
 from voxwire.voice.session import TurnDetectorFactory
-from voxwire.wire.sdp import Fingerprint, SdpError, parse_offer
+from voxwire.wire.sdp import AnswerSetup, Fingerprint, SdpError, parse_offer
 from voxwire.wire.sdp_answer import AnswerParams, answer_setup, build_answer
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class TransceiverConfig:
     advertised: tuple[tuple[str, int], ...]
     #: Our DTLS role when the offer leaves the choice to us (``a=setup:actpass``). As the DTLS client
     #: we send the ClientHello on the first valid ICE check instead of waiting for the browser's.
-    preferred_setup: str = "active"
+    preferred_setup: AnswerSetup = "active"
     #: Most concurrent calls; an offer beyond it gets 503.
     max_calls: int = 1000
     session: SessionConfig = field(default_factory=SessionConfig)

@@ -42,7 +42,7 @@ import numpy as np
 from voxwire.agent.base import AgentOutput, AudioOut, Message, Pcm, TextOut, Turn, UserTranscript
 from voxwire.media.pipeline import OutboundAudio, SentFrame
 from voxwire.media.resample import Resampler
-from voxwire.realtime.conversation import Conversation
+from voxwire.realtime.conversation import CancelReason, Conversation
 from voxwire.realtime.events import (
     EventError,
     InputAudioBufferAppendEvent,
@@ -239,10 +239,9 @@ class VoiceSession:
             return
         response.generating = False
         self.outbound.finish()
-        status = "failed" if error else "completed"
         if error:
             self._emit(self.conversation.error(EventError("agent_error", error)))
-        self._emit(self.conversation.finish_response(response_id, status))
+        self._emit(self.conversation.finish_response(response_id, "failed" if error else "completed"))
         self._maybe_stopped(response)
 
     def on_frame_sent(self, frame: SentFrame) -> None:
@@ -358,7 +357,7 @@ class VoiceSession:
                     out.append(Message(item.role, text))
         return out
 
-    def _interrupt(self, reason: str, *, cancel: bool) -> None:
+    def _interrupt(self, reason: CancelReason, *, cancel: bool) -> None:
         """Barge-in: silence now, cancel generation, truncate to what was heard."""
         if not self._responses:
             return
@@ -376,7 +375,7 @@ class VoiceSession:
             if response.generating and cancel:
                 response.generating = False
                 self._commands.append(CancelResponse(response.id))
-                self._emit(self.conversation.finish_response(response.id, "cancelled", reason))  # type: ignore[arg-type]
+                self._emit(self.conversation.finish_response(response.id, "cancelled", reason))
             del self._responses[response.id]
 
     def _maybe_stopped(self, response: _Response) -> None:
