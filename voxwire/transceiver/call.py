@@ -146,6 +146,7 @@ class Call:
                 self.timeline.connected = now
                 self.outbound.start(now)
                 log.info("call %s connected (%s)", self.call_id, event.srtp_profile)
+                log.debug("call %s client address %s:%d", self.call_id, *event.remote)
             elif isinstance(event, DataReceived):
                 pass  # the data-channel layer is wired in next
             elif isinstance(event, Closed):
