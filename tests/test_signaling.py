@@ -171,7 +171,7 @@ def test_calls_need_an_api_key_or_a_client_secret():
         resp = await http.post("/v1/realtime/calls", data=offer(), headers={**SDP, **bearer(secret)})
         assert resp.status == 201
         call = transceiver.calls[resp.headers["Location"].rsplit("/", 1)[1]]
-        assert call.session_config == {"instructions": "hi"}
+        assert call.session_config == {"type": "realtime", "instructions": "hi"}
         # A client secret cannot mint more secrets or hang up other calls.
         assert (await http.post("/v1/realtime/client_secrets", json={}, headers=bearer(secret))).status == 401
         clock[0] += 61
@@ -290,5 +290,19 @@ def test_whip_post_patch_delete():
         assert (await http.delete(location, headers=bearer(API_KEY))).status == 200
         assert not transceiver.calls
         assert (await http.patch(location, data=trickle, headers=frag)).status == 404
+
+    run(body, auth=Authenticator((API_KEY,)))
+
+
+def test_an_invalid_session_configuration_is_a_400_not_a_silent_error():
+    async def body(http: HttpClient, transceiver: Transceiver) -> None:
+        import aiohttp
+
+        form = aiohttp.FormData(default_to_multipart=True)
+        form.add_field("sdp", offer())
+        form.add_field("session", '{"type": "realtime", "audio": {"input": {"turn_detection": {"threshold": 7}}}}')
+        resp = await http.post("/v1/realtime/calls", data=form, headers=bearer(API_KEY))
+        await expect_error(resp, 400, "unsupported_offer", "turn_detection.threshold")
+        assert not transceiver.calls
 
     run(body, auth=Authenticator((API_KEY,)))

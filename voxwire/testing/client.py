@@ -9,12 +9,15 @@ generator (capacity issue) will reuse it against a real socket.
 
 from __future__ import annotations
 
+import base64
 import random
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
 
+from voxwire.proto import sctp
 from voxwire.proto.certificate import Certificate
+from voxwire.proto.datachannel import ChannelMessage, ChannelOpen, DataChannelManager
 from voxwire.proto.dtls import ApplicationData, DtlsClosed, DtlsRole, DtlsTransport, HandshakeComplete
 from voxwire.proto.srtp import SrtpError, SrtpSession
 from voxwire.wire import stun
@@ -36,7 +39,13 @@ def _ice(rng: random.Random, n: int) -> str:
 
 
 def make_offer(
-    ufrag: str, pwd: str, fingerprint: tuple[str, str], *, data_channel: bool = False, opus_pt: int = 111
+    ufrag: str,
+    pwd: str,
+    fingerprint: tuple[str, str],
+    *,
+    data_channel: bool = False,
+    opus_pt: int = 111,
+    sctp_init: bytes | None = None,
 ) -> str:
     """A browser-shaped offer: one sendrecv Opus audio section, optionally a data channel."""
     mids = "0 1" if data_channel else "0"
@@ -76,6 +85,8 @@ def make_offer(
             "a=sctp-port:5000",
             "a=max-message-size:262144",
         ]
+        if sctp_init is not None:
+            lines.append("a=sctp-init:" + base64.b64encode(sctp_init).decode().rstrip("="))
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -100,7 +111,12 @@ class TestClient:
         self.connected_at: float | None = None
         self.closed_reason: str | None = None
         self.received: list[RtpPacket] = []
-        self.app_data: list[bytes] = []
+        self.channels: DataChannelManager | None = None
+        self._association: sctp.SctpAssociation | None = None
+        self._snap = False
+        self.channel_messages: list[tuple[int, str | bytes]] = []
+        self.open_channels: dict[str, int] = {}
+        self.channel_open_at: dict[str, float] = {}
         self.check_responses = 0
         self._username = b""
         self._key = b""
@@ -108,9 +124,17 @@ class TestClient:
         self._transmits: deque[tuple[bytes, Address]] = deque()
         self._seq = self.rng.randrange(1 << 16)
 
-    def offer(self, *, data_channel: bool = False) -> str:
-        return make_offer(self.ufrag, self.pwd, self.certificate.fingerprint, data_channel=data_channel,
-                          opus_pt=self.opus_pt)
+    def offer(self, *, data_channel: bool = False, snap: bool = False) -> str:
+        """The offer; with ``data_channel`` an application section, with ``snap`` our SCTP INIT in it."""
+        init = None
+        if data_channel:
+            self._association = sctp.SctpAssociation(rng=self.rng)
+            self._snap = snap
+            init = self._association.local_init_chunk() if snap else None
+        return make_offer(
+            self.ufrag, self.pwd, self.certificate.fingerprint, data_channel=data_channel, opus_pt=self.opus_pt,
+            sctp_init=init,
+        )
 
     def answer(self, sdp: str, now: float) -> None:
         ans = parse_description(sdp)
@@ -119,6 +143,11 @@ class TestClient:
         self._username = f"{ans.ice_ufrag}:{self.ufrag}".encode()
         self._key = ans.ice_pwd.encode()
         role = DtlsRole.SERVER if ans.setup == "active" else DtlsRole.CLIENT
+        if self._association is not None:
+            app = ans.application
+            if self._snap and app is not None and app.sctp_init is not None:
+                self._association.start_snap(app.sctp_init, now)
+            self.channels = DataChannelManager(self._association, dtls_client=role is DtlsRole.CLIENT)
         fingerprints = [(f.algorithm, f.value) for f in ans.fingerprints]
         self.dtls = DtlsTransport(self.certificate, role, fingerprints)
         if role is DtlsRole.SERVER:
@@ -152,9 +181,16 @@ class TestClient:
             if t is not None and now >= t:
                 self.dtls.handle_timeout(now)
                 self._drain_dtls(now)
+        if self.channels is not None and self.srtp is not None:
+            t = self.channels.poll_timeout()
+            if t is not None and now >= t:
+                self.channels.handle_timeout(now)
+                self._drain_channels(now)
 
     def poll_timeout(self) -> float | None:
         times = [self._next_check, self.dtls.poll_timeout() if self.dtls else None]
+        if self.channels is not None and self.srtp is not None:
+            times.append(self.channels.poll_timeout())
         return min((t for t in times if t is not None), default=None)
 
     def poll_transmit(self) -> tuple[bytes, Address] | None:
@@ -185,6 +221,31 @@ class TestClient:
         self._key = remote_pwd.encode()
         self.check_responses = 0
         self._next_check = now
+
+    def open_channel(self, label: str, now: float) -> int:
+        assert self.channels is not None, "the offer had no data channel"
+        channel = self.channels.open_channel(label, now=now)
+        self._drain_channels(now)
+        return channel.id
+
+    def send_message(self, channel_id: int, data: str | bytes, now: float) -> None:
+        assert self.channels is not None
+        self.channels.send(channel_id, data, now=now)
+        self._drain_channels(now)
+
+    def _drain_channels(self, now: float) -> None:
+        channels = self.channels
+        assert channels is not None
+        while (event := channels.poll_event()) is not None:
+            if isinstance(event, ChannelOpen):
+                self.open_channels[event.channel.label] = event.channel.id
+                self.channel_open_at.setdefault(event.channel.label, now)
+            elif isinstance(event, ChannelMessage):
+                self.channel_messages.append((event.channel_id, event.data))
+        if self.dtls is not None and self.dtls.is_connected:
+            while (packet := channels.poll_transmit()) is not None:
+                self.dtls.send(packet)
+            self._drain_dtls_transmits()
 
     def stop_checks(self) -> None:
         """Stop sending consent checks (the server should then expire the session)."""
@@ -220,15 +281,25 @@ class TestClient:
                 self.dtls.start(now)
                 self._drain_dtls(now)
 
-    def _drain_dtls(self, now: float) -> None:
+    def _drain_dtls_transmits(self) -> None:
         assert self.dtls is not None and self.remote is not None
         while (out := self.dtls.poll_transmit()) is not None:
             self._transmits.append((out, self.remote))
+
+    def _drain_dtls(self, now: float) -> None:
+        assert self.dtls is not None
+        self._drain_dtls_transmits()
         while (event := self.dtls.poll_event()) is not None:
             if isinstance(event, HandshakeComplete):
                 self.srtp = SrtpSession(event.srtp_profile, event.local_key, event.remote_key)
                 self.connected_at = now
+                if self.channels is not None:
+                    if self.channels.association.state is sctp.State.CLOSED:
+                        self.channels.association.connect(now)
+                    self._drain_channels(now)
             elif isinstance(event, ApplicationData):
-                self.app_data.append(event.data)
+                if self.channels is not None:
+                    self.channels.handle_packet(event.data, now)
+                    self._drain_channels(now)
             elif isinstance(event, DtlsClosed):
                 self.closed_reason = event.reason

@@ -13,6 +13,7 @@ application collects them with :meth:`poll_command`; agent output comes back thr
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,12 +21,17 @@ from typing import Any
 
 from voxwire.agent.base import Agent, Pcm
 from voxwire.media.pipeline import InboundAudio, MediaConfig, OutboundAudio
+from voxwire.proto import sctp
+from voxwire.proto.datachannel import ChannelClosed, ChannelMessage, ChannelOpen, DataChannelManager
 from voxwire.proto.session import AudioPacket, Closed, Connected, DataReceived, Session
 from voxwire.realtime.conversation import Conversation, random_ids
 from voxwire.voice.session import Command, TurnDetectorFactory, VoiceSession
 from voxwire.wire.types import Address
 
 log = logging.getLogger(__name__)
+
+#: The data channel that carries the OpenAI Realtime events.
+EVENTS_CHANNEL = "oai-events"
 
 
 @dataclass
@@ -50,6 +56,8 @@ class Call:
     #: the first event.
     session_config: dict[str, Any] = field(default_factory=dict)
     turn_detector: TurnDetectorFactory | None = None
+    #: The data channels, when the offer had an application section.
+    channels: DataChannelManager | None = None
 
     def __post_init__(self) -> None:
         rng = self.session.rng
@@ -62,6 +70,10 @@ class Call:
         self.agent_session = self.agent.start(self)
         self.close_reason: str | None = None
         self._commands: deque[Command] = deque()
+        self._events_channel: int | None = None
+        self.counters: dict[str, int] = {}
+        if self.session_config:
+            self.voice.on_client_event(json.dumps({"type": "session.update", "session": self.session_config}))
 
     # -- CallContext (what the agent may do) ----------------------------------------------------
 
@@ -103,12 +115,20 @@ class Call:
         deadline = self.outbound.poll_timeout()
         if deadline is not None and now >= deadline:
             self._send_due(now)
+        channels = self.channels
+        if channels is not None and self.session.srtp is not None:
+            deadline = channels.poll_timeout()
+            if deadline is not None and now >= deadline:
+                channels.handle_timeout(now)
+                self._drain_channels(now)
         self.pump(now)
 
     def poll_timeout(self) -> float | None:
         if self.is_closed:
             return None
-        deadlines = (self.session.poll_timeout(), self.inbound.poll_timeout(), self.outbound.poll_timeout())
+        deadlines = [self.session.poll_timeout(), self.inbound.poll_timeout(), self.outbound.poll_timeout()]
+        if self.channels is not None and self.session.srtp is not None:  # SCTP runs once DTLS is up
+            deadlines.append(self.channels.poll_timeout())
         return min((d for d in deadlines if d is not None), default=None)
 
     def poll_transmit(self) -> tuple[bytes, Address] | None:
@@ -126,8 +146,30 @@ class Call:
         voice = self.voice
         while (command := voice.poll_command()) is not None:
             self._commands.append(command)
-        while voice.poll_server_event() is not None:
-            pass  # the oai-events data channel is wired in with the data-channel layer
+        if self._send_server_events(now):
+            self._send_sctp()
+
+    def _send_server_events(self, now: float) -> bool:
+        """The voice layer's server events onto the oai-events channel; True if any was queued."""
+        channel, channels = self._events_channel, self.channels
+        sent = False
+        while (text := self.voice.poll_server_event()) is not None:
+            if channel is None or channels is None:
+                self._count("server_event_without_channel")
+                continue
+            try:
+                channels.send(channel, text, now=now)
+                sent = True
+            except sctp.SctpError:
+                self._count("server_event_send_failed")
+        return sent
+
+    def _send_sctp(self) -> None:
+        channels = self.channels
+        if channels is None or self.session.srtp is None:
+            return  # SNAP: the association may be up before DTLS; packets wait for keys
+        while (packet := channels.poll_transmit()) is not None:
+            self.session.send_data(packet)
 
     def close(self, now: float, reason: str) -> None:
         self.session.close(now, reason)
@@ -147,8 +189,16 @@ class Call:
                 self.outbound.start(now)
                 log.info("call %s connected (%s)", self.call_id, event.srtp_profile)
                 log.debug("call %s client address %s:%d", self.call_id, *event.remote)
+                if self.channels is not None:
+                    if self.channels.association.state is sctp.State.CLOSED:
+                        self.channels.association.connect(now)  # no SNAP: the INIT handshake
+                    self._drain_channels(now)
             elif isinstance(event, DataReceived):
-                pass  # the data-channel layer is wired in next
+                if self.channels is None:
+                    self._count("data_without_channels")
+                else:
+                    self.channels.handle_packet(event.data, now)
+                    self._drain_channels(now)
             elif isinstance(event, Closed):
                 self.timeline.closed = now
                 self.close_reason = event.reason
@@ -158,6 +208,39 @@ class Call:
             if self.timeline.first_audio_in is None:
                 self.timeline.first_audio_in = now
             self._feed_agent(now)
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def _drain_channels(self, now: float) -> None:
+        """Channel events to the voice layer (or back, on other channels), SCTP packets to DTLS."""
+        channels = self.channels
+        assert channels is not None
+        while (event := channels.poll_event()) is not None:
+            if isinstance(event, ChannelOpen):
+                if event.channel.label == EVENTS_CHANNEL and self._events_channel is None:
+                    self._events_channel = event.channel.id
+                    self.voice.open()
+                    log.info("call %s: %s channel open", self.call_id, EVENTS_CHANNEL)
+            elif isinstance(event, ChannelMessage):
+                if event.channel_id == self._events_channel:
+                    self.voice.on_client_event(event.data)
+                else:
+                    self._echo_message(event.channel_id, event.data, now)
+            elif isinstance(event, ChannelClosed) and event.channel_id == self._events_channel:
+                self._events_channel = None
+            elif isinstance(event, sctp.Closed):
+                log.info("call %s: data channels closed: %s", self.call_id, event.reason)
+        self.pump(now)
+        self._send_sctp()
+
+    def _echo_message(self, channel_id: int, data: str | bytes, now: float) -> None:
+        """Channels other than oai-events echo what they receive (a diagnostic loopback)."""
+        assert self.channels is not None
+        try:
+            self.channels.send(channel_id, data, now=now)
+        except sctp.SctpError:
+            self._count("echo_dropped")
 
     def _feed_agent(self, now: float) -> None:
         pcm = self.inbound.pop_pcm()

@@ -6,6 +6,7 @@ candidates), so answering an offer costs parsing, a few random strings and build
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import secrets
@@ -16,17 +17,24 @@ from typing import Any
 from voxwire.agent.base import Agent
 from voxwire.media.pipeline import MediaConfig
 from voxwire.proto.certificate import Certificate
+from voxwire.proto.datachannel import DataChannelManager
 from voxwire.proto.dtls import DtlsRole
 from voxwire.proto.endpoint import Endpoint
+from voxwire.proto.sctp import SctpAssociation, SctpError
 from voxwire.proto.session import Session, SessionConfig, SessionParams
+from voxwire.realtime.events import EventError, parse_client_event
 from voxwire.transceiver.call import Call
 from voxwire.voice.session import TurnDetectorFactory
-from voxwire.wire.sdp import AnswerSetup, Fingerprint, SdpError, parse_offer
+from voxwire.wire.errors import ParseError
+from voxwire.wire.sctp import parse_init_chunk
+from voxwire.wire.sdp import AnswerSetup, Fingerprint, Offer, SdpError, parse_offer
 from voxwire.wire.sdp_answer import AnswerParams, answer_setup, build_answer
 
 log = logging.getLogger(__name__)
 
 _ICE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+#: Largest data channel message we accept and announce (a=max-message-size), bytes.
+MAX_MESSAGE_SIZE = 262_144
 #: Seconds before expiry at which new calls switch to a freshly generated certificate.
 CERTIFICATE_RENEW_BEFORE = 86_400.0
 
@@ -125,8 +133,15 @@ class Transceiver:
             random.Random(self._rng.getrandbits(64)),
             self.wallclock_offset,
         )
+        channels, our_init = self._data_channels(offer, rtc, now)
         call = Call(
-            call_id, rtc, self.agent, self.config.media, session_config=session or {}, turn_detector=self.turn_detector
+            call_id,
+            rtc,
+            self.agent,
+            self.config.media,
+            session_config=self._session_config(session),
+            turn_detector=self.turn_detector,
+            channels=channels,
         )
         algo, value = self.certificate.fingerprint
         answer = build_answer(
@@ -142,6 +157,8 @@ class Transceiver:
                 msid_stream=call_id,
                 msid_track="audio",
                 session_id=self._rng.randrange(1, 1 << 62),
+                max_message_size=MAX_MESSAGE_SIZE,
+                sctp_init=our_init,
             ),
         )
         self.endpoint.add(call)
@@ -157,6 +174,41 @@ class Transceiver:
         call.session.restart_ice(ufrag, pwd, remote_ufrag, now)
         self.endpoint.rekey(call, old)
         return ufrag, pwd
+
+    def _data_channels(self, offer: Offer, rtc: Session, now: float) -> tuple[DataChannelManager | None, bytes | None]:
+        """The SCTP association for an offered application section; with SNAP (``a=sctp-init``)
+        it is established from the two INIT chunks right away, skipping the SCTP handshake's
+        round trips (draft-hancke-tsvwg-snap). A malformed offered INIT is ignored: then the answer
+        carries no ``a=sctp-init`` and the normal handshake runs, as the draft requires."""
+        app = offer.application
+        if app is None:
+            return None, None
+        association = SctpAssociation(
+            rng=random.Random(self._rng.getrandbits(64)),
+            remote_port=app.sctp_port,
+            max_message_size=MAX_MESSAGE_SIZE,
+            remote_max_message_size=app.max_message_size,
+        )
+        our_init = None
+        if app.sctp_init is not None:
+            try:
+                association.start_snap(parse_init_chunk(app.sctp_init), now)
+                our_init = association.local_init_chunk()
+            except (ParseError, SctpError) as exc:
+                log.info("ignoring the offer's a=sctp-init: %s", exc)
+        return DataChannelManager(association, dtls_client=rtc.params.dtls_role is DtlsRole.CLIENT), our_init
+
+    def _session_config(self, session: dict[str, Any] | None) -> dict[str, Any]:
+        """Validate a session configuration (multipart ``session`` part or client secret) now, so a
+        bad one is a 400 on the POST rather than a silent error on a channel not yet open."""
+        if not session:
+            return {}
+        config = {"type": "realtime", **session}
+        try:
+            parse_client_event(json.dumps({"type": "session.update", "session": config}))
+        except EventError as exc:
+            raise OfferRejected(f"invalid session configuration: {exc.message} (param {exc.param})") from None
+        return config
 
     def _rotate_certificate(self, now: float) -> None:
         """New calls get a fresh certificate a day before the current one expires; live calls keep
