@@ -11,7 +11,6 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -24,6 +23,7 @@ from voxwire.relay.loop import RelaySettings, RelayWorker, start_worker
 from voxwire.relay.registry import RedisLink, TransceiverRegistration
 from voxwire.relay.transceiver_side import RelayedEndpoint, TokenUfragSource
 from voxwire.testing.client import TestClient
+from voxwire.testing.sockets import sockname, udp, until
 from voxwire.transceiver.call import Call
 from voxwire.transceiver.service import Transceiver, TransceiverConfig
 from voxwire.wire.token import TokenKey, TokenMinter
@@ -31,26 +31,6 @@ from voxwire.wire.types import Address
 
 KEY = TokenKey(3, os.urandom(32))
 OPUS_FRAME = b"\xf8\xff\xfe"  # one 20 ms CELT frame
-
-
-async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        assert loop.time() < end, "condition not reached in time"
-        await asyncio.sleep(0.005)
-
-
-async def udp(core: object, **kw: Callable[[], None]) -> UdpShell:
-    loop = asyncio.get_running_loop()
-    _, shell = await loop.create_datagram_endpoint(lambda: UdpShell(core, **kw), local_addr=("127.0.0.1", 0))  # type: ignore[arg-type]
-    return shell
-
-
-def sockname(shell: UdpShell) -> Address:
-    assert shell.transport is not None
-    host, port = shell.transport.get_extra_info("sockname")[:2]
-    return host, port
 
 
 class Node:

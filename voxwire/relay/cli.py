@@ -216,6 +216,7 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
     from aiohttp import web
 
     from voxwire.agent import AGENTS
+    from voxwire.aio.agents import AgentRunner
     from voxwire.aio.udp import UdpShell
     from voxwire.cli import advertised, auth_mode
     from voxwire.proto.session import SessionConfig
@@ -247,9 +248,8 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
     transceiver = Transceiver(config, AGENTS[opts.agent](), wallclock_offset=time.time() - loop.time(),
                               ufrag_factory=TokenUfragSource(minter, time.time))
     relayed = RelayedEndpoint(transceiver.endpoint, relays, max_clients=max(4 * opts.max_calls, 1024))
-    _, shell = await loop.create_datagram_endpoint(
-        lambda: UdpShell(relayed, after_drain=transceiver.collect), local_addr=(opts.udp_host, opts.udp_port)
-    )
+    _, shell = await loop.create_datagram_endpoint(lambda: UdpShell(relayed), local_addr=(opts.udp_host, opts.udp_port))
+    shell.after_drain = AgentRunner(transceiver, shell).after_drain
     app = make_app(transceiver, shell, Authenticator(api_keys), client_secret_ttl=opts.client_secret_ttl)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,8 @@ class Call:
     turn_detector: TurnDetectorFactory | None = None
     #: The data channels, when the offer had an application section.
     channels: DataChannelManager | None = None
+    #: Told when the call has agent commands to collect (:meth:`poll_command`).
+    on_command: Callable[[Call], None] | None = None
 
     def __post_init__(self) -> None:
         rng = self.session.rng
@@ -146,6 +149,8 @@ class Call:
         voice = self.voice
         while (command := voice.poll_command()) is not None:
             self._commands.append(command)
+        if self._commands and self.on_command is not None:
+            self.on_command(self)
         if self._send_server_events(now):
             self._send_sctp()
 

@@ -97,6 +97,7 @@ class Transceiver:
         #: Mints each session's server ufrag: random by default, a routing token behind relays.
         self.ufrag_factory = ufrag_factory or (lambda: ice_string(16))
         self._rng = random.Random(secrets.randbits(64))
+        self._pending: dict[str, Call] = {}
 
     def create_call(
         self, offer_sdp: str, now: float, *, session: dict[str, Any] | None = None
@@ -142,6 +143,7 @@ class Transceiver:
             session_config=self._session_config(session),
             turn_detector=self.turn_detector,
             channels=channels,
+            on_command=self._on_command,
         )
         algo, value = self.certificate.fingerprint
         answer = build_answer(
@@ -233,11 +235,25 @@ class Transceiver:
         self.endpoint.touch(call)
         return True
 
-    def collect(self) -> None:
-        """Forget calls the endpoint removed (closed by timeout, consent loss, DTLS or hang-up)."""
+    def collect(self) -> list[Call]:
+        """Forget calls the endpoint removed (closed by timeout, consent loss, DTLS or hang-up);
+        returns them so the application can free what it holds for them."""
+        ended = []
         while (removed := self.endpoint.poll_removed()) is not None:
             call = removed.session
             self.calls.pop(call.call_id, None)
+            self._pending.pop(call.call_id, None)
+            ended.append(call)
+        return ended
+
+    def take_pending(self) -> list[Call]:
+        """Calls whose voice layer queued agent commands since the last call."""
+        pending = list(self._pending.values())
+        self._pending.clear()
+        return pending
+
+    def _on_command(self, call: Call) -> None:
+        self._pending[call.call_id] = call
 
 
 __all__ = ["CapacityExceeded", "OfferRejected", "SdpError", "Transceiver", "TransceiverConfig", "ice_string"]
