@@ -61,6 +61,8 @@ class Call:
     channels: DataChannelManager | None = None
     #: Told when the call has agent commands to collect (:meth:`poll_command`).
     on_command: Callable[[Call], None] | None = None
+    #: Also get every server event (sideband connections of the application's backend).
+    observers: list[Callable[[str], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         rng = self.session.rng
@@ -159,6 +161,8 @@ class Call:
         channel, channels = self._events_channel, self.channels
         sent = False
         while (text := self.voice.poll_server_event()) is not None:
+            for observer in self.observers:
+                observer(text)
             if channel is None or channels is None:
                 self._count("server_event_without_channel")
                 continue
