@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from voxwire.agent.base import (
     Agent,
+    AgentError,
     AgentOutput,
     AgentSession,
     AudioOut,
@@ -24,6 +25,7 @@ AGENTS: dict[str, Callable[[], Agent]] = {
 __all__ = [
     "AGENTS",
     "Agent",
+    "AgentError",
     "AgentOutput",
     "AgentSession",
     "AudioOut",

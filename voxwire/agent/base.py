@@ -79,6 +79,11 @@ class UserTranscript:
 AgentOutput = AudioOut | TextOut | UserTranscript
 
 
+class AgentError(Exception):
+    """An agent failure whose message is safe and useful to show the client (e.g. "the model
+    server closed the connection"). Any other exception is reported without its message."""
+
+
 class CallContext(Protocol):
     """What an agent session may do on its call besides answering turns."""
 

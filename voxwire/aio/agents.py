@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from voxwire.agent.base import AgentError
 from voxwire.aio.udp import UdpShell
 from voxwire.transceiver.call import Call
 from voxwire.transceiver.service import Transceiver
@@ -63,6 +64,9 @@ class AgentRunner:
                 self._wake(call)
         except asyncio.CancelledError:
             return  # barge-in or hang-up: the voice layer already closed the response
+        except AgentError as exc:
+            log.warning("call %s: agent error in response %s: %s", call.call_id, command.response_id, exc)
+            error = str(exc)
         except Exception as exc:  # user code: report it on the call, keep the gateway up
             log.exception("call %s: agent failed in response %s", call.call_id, command.response_id)
             error = f"the agent failed: {type(exc).__name__}"
