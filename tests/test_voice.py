@@ -13,14 +13,8 @@ from voxwire.agent.base import Turn
 from voxwire.agent.echo import EchoAgent
 from voxwire.media.pipeline import MediaConfig, OutboundAudio
 from voxwire.realtime.conversation import Conversation, counter_ids
-from voxwire.voice.session import (
-    CancelResponse,
-    SpeechStarted,
-    SpeechStopped,
-    StartResponse,
-    TurnCommitted,
-    VoiceSession,
-)
+from voxwire.agent.turns import SpeechStarted, SpeechStopped, TurnCommitted
+from voxwire.voice.session import CancelResponse, StartResponse, VoiceSession
 
 RATE = 24_000
 
@@ -158,9 +152,12 @@ class ScriptedDetector:
         return out
 
     def commit(self):
-        return tone(0.3)
+        return TurnCommitted(tone(0.3), 0, 300)
 
     def clear(self) -> None:
+        pass
+
+    def start_idle_timer(self) -> None:
         pass
 
 
@@ -174,7 +171,7 @@ def test_server_vad_turn_creates_a_response_and_speech_interrupts_it():
     h = Harness(detector=make)
     h.events()
     detector = detectors[-1]
-    detector.script = [SpeechStarted(1000), SpeechStopped(2500), TurnCommitted(tone(1.5))]
+    detector.script = [SpeechStarted(1000), SpeechStopped(2500), TurnCommitted(tone(1.5), 1000, 2500)]
     h.voice.on_input_audio(tone(0.02))
     events = types(h.events())
     assert events == [
@@ -216,3 +213,28 @@ def test_turn_carries_history_and_instructions():
     turn: Turn = command.turn
     assert turn.instructions == "Be brief."
     assert [m.text for m in turn.history] == ["hello"]
+
+
+def test_the_real_silero_detector_drives_turns_from_speech():
+    """server_vad with the real detector on recorded speech: two turns, each answered."""
+    import wave
+    from pathlib import Path
+
+    from voxwire.voice.session import server_vad_detector
+
+    h = Harness(detector=server_vad_detector)
+    h.events()
+    with wave.open(str(Path(__file__).parent / "data" / "audio" / "three_turns.wav")) as w:
+        rate, pcm = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    if rate != RATE:
+        from voxwire.media.resample import Resampler
+
+        pcm = Resampler(rate, RATE).process(pcm)
+    for i in range(0, len(pcm), 480):  # 20 ms frames as RTP delivers them
+        h.voice.on_input_audio(pcm[i : i + 480].astype(np.int16))
+        h.run_commands()
+    h.voice.on_input_audio(np.zeros(RATE, dtype=np.int16))  # trailing silence ends the last turn
+    got = types(h.events())
+    assert got.count("input_audio_buffer.speech_started") >= 2
+    assert got.count("input_audio_buffer.committed") == got.count("input_audio_buffer.speech_stopped")
+    assert got.count("response.created") >= 1

@@ -20,7 +20,7 @@ most 4 windows (128 ms) back, on the 4 ms frame where the signal's energy crosse
 ``max(noise floor + 10 dB, loudest frame of the talkspurt - 35 dB)``; the noise floor is tracked
 over non-speech windows. Measured with ``bench/agent.py --accuracy`` (108 espeak-ng utterances, 5
 voices, two levels, white noise at -80..-50 dBFS; truth: 10 ms RMS more than 20 dB above the noise
-floor): onsets within 32 ms of the truth for 100/108 (raw Silero 67/108), ends for 68/108 (raw
+floor): onsets within 32 ms of the truth for 100/108 (raw Silero 68/108), ends for 68/108 (raw
 Silero 13/108); mean end error +17 ms against Silero's +97 ms. The ends outside 32 ms differ from
 that truth on where a decaying tail stops: up to 115 ms earlier in very low noise, up to 170 ms
 later in -50 dBFS noise. Since the silence is counted from the placed end, a turn is committed
@@ -490,6 +490,13 @@ class TurnDetector:
 
     def poll_event(self) -> TurnEvent | None:
         return self._events.popleft() if self._events else None
+
+    def feed(self, pcm: Pcm) -> list[TurnEvent]:
+        """:meth:`append`, then every event it produced (and any still queued), in order."""
+        self.append(pcm)
+        events = list(self._events)
+        self._events.clear()
+        return events
 
     def commit(self) -> TurnCommitted | None:
         """``input_audio_buffer.commit``: the buffered audio as a turn, or None if there is none.

@@ -65,6 +65,7 @@ from voxwire.realtime.events import (
     InputAudioBufferCommittedEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
+    InputAudioBufferTimeoutTriggeredEvent,
     InputAudioTranscriptionCompletedEvent,
     Item,
     MessageItem,
@@ -409,6 +410,16 @@ class Conversation:
             ConversationItemAddedEvent(event_id=self._ids("event"), item=item, previous_item_id=previous),
             ConversationItemDoneEvent(event_id=self._ids("event"), item=item, previous_item_id=previous),
         ]
+
+    def idle_timeout(self, audio_start_ms: int, audio_end_ms: int) -> list[ServerEvent]:
+        """``idle_timeout_ms`` passed without speech after the assistant finished: the buffer's
+        silence becomes a user item (``input_audio_buffer.timeout_triggered`` then the commit)."""
+        item_id = self._pending_user_item or self._ids("item")
+        self._pending_user_item = item_id
+        event = InputAudioBufferTimeoutTriggeredEvent(
+            event_id=self._ids("event"), audio_start_ms=audio_start_ms, audio_end_ms=audio_end_ms, item_id=item_id
+        )
+        return [event, *self.commit_input_audio()[1]]
 
     def input_audio_cleared(self) -> list[ServerEvent]:
         self._pending_user_item = None

@@ -32,6 +32,7 @@ client events are bounded by :mod:`voxwire.realtime.events`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from typing import Protocol
 import numpy as np
 
 from voxwire.agent.base import AgentOutput, AudioOut, Message, Pcm, TextOut, Turn, UserTranscript
+from voxwire.agent.turns import IdleTimeout, SpeechStarted, SpeechStopped, TurnCommitted, TurnEvent
 from voxwire.media.pipeline import OutboundAudio, SentFrame
 from voxwire.media.resample import Resampler
 from voxwire.realtime.conversation import CancelReason, Conversation
@@ -66,37 +68,29 @@ MIN_COMMIT_MS = 100
 FRAME_MS = 20
 
 
-# -- the turn detector, as the voice session needs it -------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechStarted:
-    audio_start_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechStopped:
-    audio_end_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class TurnCommitted:
-    audio: Pcm
-
-
-TurnEvent = SpeechStarted | SpeechStopped | TurnCommitted
+# -- the turn detector, as the voice session needs it (voxwire.agent.turns.TurnDetector) ----------
 
 
 class TurnDetector(Protocol):
     def feed(self, pcm: Pcm) -> list[TurnEvent]: ...
 
-    def commit(self) -> Pcm:
+    def commit(self) -> TurnCommitted | None:
         """The audio buffered since the last turn (client commit with VAD on)."""
 
     def clear(self) -> None: ...
 
+    def start_idle_timer(self) -> None: ...
+
 
 TurnDetectorFactory = Callable[[VadParams, int], TurnDetector]
+
+
+def server_vad_detector(params: VadParams, sample_rate: int) -> TurnDetector:
+    """The Silero-based detector with the session's ``server_vad`` parameters."""
+    from voxwire.agent.turns import ServerVad
+    from voxwire.agent.turns import TurnDetector as SileroTurnDetector
+
+    return SileroTurnDetector(ServerVad(**dataclasses.asdict(params)), sample_rate)
 
 
 # -- commands to the asyncio edge ----------------------------------------------------------------
@@ -300,9 +294,17 @@ class VoiceSession:
             self._commit(event.audio)
             if vad.create_response:
                 self._start_response(None)
+        elif isinstance(event, IdleTimeout):
+            self._emit(self.conversation.idle_timeout(event.audio_start_ms, event.audio_end_ms))
+            if vad.create_response:
+                self._start_response(None)
 
     def _commit_by_client(self) -> None:
-        audio = self._detector.commit() if self._detector is not None else self._drain_input()
+        if self._detector is not None:
+            turn = self._detector.commit()
+            audio = turn.audio if turn is not None else np.zeros(0, dtype=np.int16)
+        else:
+            audio = self._drain_input()
         if 1000 * len(audio) < MIN_COMMIT_MS * self.sample_rate:
             raise EventError(
                 "input_audio_buffer_commit_empty",
@@ -382,6 +384,8 @@ class VoiceSession:
         if not response.generating and not self.outbound.queued(response.id):
             if response.started_playing:
                 self._emit(self.conversation.output_audio_stopped(response.id))
+                if self._detector is not None:
+                    self._detector.start_idle_timer()  # idle_timeout_ms counts from playback end
             del self._responses[response.id]
 
 

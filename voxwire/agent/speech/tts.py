@@ -69,6 +69,14 @@ class _PiperVoice:
     phonemizer: espeak.Phonemizer
 
 
+def _ort_load_errors() -> tuple[type[Exception], ...]:
+    """onnxruntime's own exception types (they derive from Exception, not RuntimeError)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile", "RuntimeException")
+    return tuple(getattr(state, n) for n in names if hasattr(state, n))
+
+
 #: The voice the default agent speaks with: (ONNX graph, its JSON config).
 PIPER_JOE = (PIPER_JOE_ONNX, PIPER_JOE_CONFIG)
 
@@ -83,9 +91,12 @@ def _load_piper(files: tuple[ModelFile, ModelFile]) -> _PiperVoice:
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    session = onnxruntime.InferenceSession(
-        str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
-    )
+    try:
+        session = onnxruntime.InferenceSession(
+            str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+    except _ort_load_errors() as e:
+        raise ModelError(f"onnxruntime cannot load {onnx_path}: {e}") from e
     inference = config.get("inference", {})
     scales = np.array(
         [
@@ -134,8 +145,7 @@ class Synthesizer:
         if voice != "espeak":
             try:
                 self._piper = _load_piper(piper_files)
-            except (ModelError, espeak.EspeakError, OSError, RuntimeError) as e:
-                # RuntimeError covers onnxruntime's load failures (its errors subclass it).
+            except (ModelError, espeak.EspeakError, OSError) as e:
                 if voice == "piper":
                     raise
                 self.fallback_reason = f"{type(e).__name__}: {e}"

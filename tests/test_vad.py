@@ -1,0 +1,81 @@
+"""Silero VAD on onnxruntime: probabilities per 32 ms window, chunk-independent, one shared session."""
+
+from __future__ import annotations
+
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxwire.agent.vad import WINDOW_SAMPLES, SileroVad, load_session
+from voxwire.media.resample import Resampler
+
+WAV = Path(__file__).parent / "data" / "audio" / "three_turns.wav"
+
+
+def load() -> np.ndarray:
+    with wave.open(str(WAV)) as w:
+        assert w.getframerate() == 16000
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+
+
+PCM = load()
+
+
+def ms(t: float) -> int:
+    return int(t / 32)
+
+
+def test_speech_and_silence() -> None:
+    p = np.array(SileroVad().process(PCM))
+    assert len(p) == len(PCM) // 512
+    assert np.all((p >= 0) & (p <= 1))
+    assert p[: ms(450)].max() < 0.1  # leading noise
+    assert np.median(p[ms(2900) : ms(5600)]) > 0.95  # utterance A
+    assert p[ms(9000) :].max() < 0.1  # trailing noise
+
+
+def test_windows_are_buffered_and_chunking_does_not_matter() -> None:
+    whole = SileroVad().process(PCM)
+    vad = SileroVad()
+    assert vad.process(PCM[:511]) == []
+    assert len(vad.process(PCM[511:512])) == 1
+    rng = np.random.default_rng(7)
+    vad.reset()
+    got: list[float] = []
+    i = 0
+    while i < len(PCM):
+        n = int(rng.integers(1, 3000))
+        got += vad.process(PCM[i : i + n])
+        i += n
+    assert got == whole and vad.windows == len(whole)
+    vad.reset()
+    assert vad.process(PCM) == whole  # reset forgets the recurrent state
+
+
+def test_one_session_per_process_on_one_thread() -> None:
+    assert load_session() is load_session()
+    opts = load_session().get_session_options()
+    assert opts.intra_op_num_threads == 1
+    a, b = SileroVad(), SileroVad()
+    a.process(PCM[: 16000 * 3])  # b's state is its own
+    assert b.process(PCM) == SileroVad().process(PCM)
+    assert "torch" not in sys.modules
+
+
+def test_8khz() -> None:
+    r = Resampler(16000, 8000)
+    pcm8 = np.concatenate([r.process(PCM), r.flush()])
+    vad = SileroVad(8000)
+    assert vad.window_samples == WINDOW_SAMPLES[8000] == 256 and vad.window_ms == 32
+    p = np.array(vad.process(pcm8))
+    assert np.median(p[ms(2900) : ms(5600)]) > 0.9 and p[: ms(450)].max() < 0.2
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError):
+        SileroVad(24000)
+    with pytest.raises(TypeError):
+        SileroVad().process(PCM.astype(np.float32))  # type: ignore[arg-type]
