@@ -584,3 +584,49 @@ def test_established_association_never_raises_on_any_chunks(packets):
             pass
         deadline = assoc.poll_timeout()
         assert deadline is None or deadline > now - 1e-9 or assoc.state is State.CLOSED
+
+
+def test_a_large_send_leaves_in_bursts_of_at_most_max_burst_packets():
+    """RFC 9260 Max.Burst: a 64 KiB message does not leave as one burst of ~55 datagrams."""
+    import random as _random
+
+    from voxwire.proto.sctp import SctpAssociation
+    from voxwire.proto.sctp.retransmit import MAX_BURST
+
+    a = SctpAssociation(rng=_random.Random(1))
+    b = SctpAssociation(rng=_random.Random(2))
+    a.start_snap(b.local_init_chunk(), 0.0)
+    b.start_snap(a.local_init_chunk(), 0.0)
+    a.send(1, 53, bytes(64 * 1024), now=0.0)
+    burst = []
+    while (packet := a.poll_transmit()) is not None:
+        burst.append(packet)
+    assert len(burst) <= MAX_BURST
+    # Each acknowledgement opens the next burst (at most MAX_BURST again): the message arrives whole.
+    now, delivered = 0.0, []
+
+    def to_a(packet: bytes) -> None:
+        a.handle_packet(packet, now)
+        sent = []
+        while (out := a.poll_transmit()) is not None:
+            sent.append(out)
+        assert len(sent) <= MAX_BURST
+        burst.extend(sent)
+
+    while not delivered and now < 5:
+        now += 0.001
+        pending, burst[:] = list(burst), []
+        for packet in pending:
+            b.handle_packet(packet, now)
+            while (reply := b.poll_transmit()) is not None:
+                to_a(reply)
+        b.handle_timeout(now)
+        while (reply := b.poll_transmit()) is not None:
+            to_a(reply)
+        a.handle_timeout(now)
+        while (packet := a.poll_transmit()) is not None:
+            burst.append(packet)
+        while (event := b.poll_event()) is not None:
+            if type(event).__name__ == "MessageReceived":
+                delivered.append(event)
+    assert delivered and len(delivered[0].data) == 64 * 1024

@@ -8,7 +8,9 @@ It speaks voxwire's HTTP API and serves the same page from voxwire/web/:
     DELETE /v1/realtime/calls/{id}    -> 204 (the call is closed)
 
 Each call is one RTCPeerConnection without ICE servers that sends the received audio track back
-through a MediaStreamTrack relay (decoded and re-encoded, like voxwire's echo agent).
+through a MediaStreamTrack relay (decoded and re-encoded, like voxwire's echo agent). Every data
+channel the client opens echoes each message back on the same channel (voxwire echoes every channel
+but ``oai-events``; this baseline has no Realtime protocol, so it echoes that one too).
 
 Loopback: aioice leaves 127.0.0.1 out of its host candidates, and neither aiortc nor aioice has a
 setting for the gathered addresses. In a network namespace with only loopback it would gather
@@ -84,6 +86,12 @@ class EchoServer:
         def on_track(track):  # type: ignore[no-untyped-def]
             if track.kind == "audio":
                 pc.addTrack(self.relay.subscribe(track))  # reuses the offer's sendrecv transceiver
+
+        @pc.on("datachannel")
+        def on_datachannel(channel):  # type: ignore[no-untyped-def]
+            @channel.on("message")
+            def on_message(message):  # type: ignore[no-untyped-def]
+                channel.send(message)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:

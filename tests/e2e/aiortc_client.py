@@ -26,8 +26,9 @@ Timings (``CallResult.timings``, seconds after the POST was sent; ``gather`` is 
 ``setLocalDescription`` before it): ``answer`` (answer body received), ``ice_connected``
 (``iceConnectionState`` reached ``completed``: aiortc has no ``connected`` ICE state),
 ``dtls_connected`` (``connectionState`` ``connected``), ``first_audio`` (first received frame),
-``first_voice`` (first received frame louder than -40 dBFS), ``datachannel_open``. A key is missing
-when its event never happened.
+``first_voice`` (first received frame louder than -40 dBFS), ``datachannel_open`` (the main data
+channel), ``datachannel_open:LABEL`` (every data channel). A key is missing when its event never
+happened.
 
 Loopback. aioice's ``get_host_addresses`` skips 127.0.0.1, so inside a network namespace that has
 only ``lo`` aiortc would offer no candidate at all. `loopback_candidates()` installs (once) a wrapper
@@ -48,7 +49,7 @@ import shutil
 import subprocess
 import tempfile
 import wave
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -388,6 +389,8 @@ class CallResult:
     offer_sdp: str = ""
     location: str = ""
     data_channel_messages: list[str | bytes] = field(default_factory=list)
+    #: every data channel's received messages, by label (the main channel's are the list above)
+    channel_messages: dict[str, list[str | bytes]] = field(default_factory=dict)
 
     @property
     def connected(self) -> bool:
@@ -402,6 +405,9 @@ async def run_aiortc_call(
     token: str | None = None,
     data_channel: bool = False,
     data_channel_send: Sequence[str | bytes] = (),
+    channel_label: str = "voxwire",
+    extra_channels: Mapping[str, Sequence[str | bytes]] | None = None,
+    until: Callable[[dict[str, list[str | bytes]]], bool] | None = None,
     loop_audio: bool = False,
     connect_timeout: float = 10.0,
     offer_transform: Callable[[str], str] | None = None,
@@ -411,8 +417,11 @@ async def run_aiortc_call(
     ``audio`` is int16 mono 48 kHz. ``duration`` counts from DTLS connected; if the call does not
     connect within ``connect_timeout`` it is DELETEd and closed anyway, and the result says so
     (``connected`` is False). ``token`` is sent as ``Authorization: Bearer``. With ``data_channel``
-    the offer also carries an application m-section (channel label "voxwire"); the messages of
-    ``data_channel_send`` are sent when it opens, and every message received is kept.
+    the offer also carries an application m-section with a channel labelled ``channel_label``; the
+    messages of ``data_channel_send`` are sent when it opens, and every message received is kept.
+    ``extra_channels`` (label -> messages sent when it opens) adds more channels to the offer (it
+    implies ``data_channel``). ``until``, given the messages received so far by label, ends the hold
+    before ``duration`` once it returns True.
     ``offer_transform`` may rewrite the offer SDP before it is POSTed. A non-201 POST raises
     `CallSetupError` (after closing the peer connection).
     """
@@ -423,6 +432,8 @@ async def run_aiortc_call(
     conn_history: list[tuple[float, str]] = []
     ice_history: list[tuple[float, str]] = []
     messages: list[str | bytes] = []
+    by_label: dict[str, list[str | bytes]] = {}
+    done = asyncio.Event()
     t_post: float | None = None
     connected = asyncio.Event()
     recorders: list[_Recorder] = []
@@ -463,18 +474,28 @@ async def run_aiortc_call(
         if track.kind == "audio":
             recorders.append(_Recorder(track, on_frame))
 
-    if data_channel:
-        channel = pc.createDataChannel("voxwire")
+    def add_channel(label: str, send: Sequence[str | bytes], inbox: list[str | bytes], main: bool) -> None:
+        channel = pc.createDataChannel(label)
+        by_label[label] = inbox
 
         @channel.on("open")
         def _on_open() -> None:
-            mark("datachannel_open")
-            for message in data_channel_send:
+            if main:
+                mark("datachannel_open")
+            mark(f"datachannel_open:{label}")
+            for message in send:
                 channel.send(message)
 
         @channel.on("message")
         def _on_message(message: str | bytes) -> None:
-            messages.append(message)
+            inbox.append(message)
+            if until is not None and until(by_label):
+                done.set()
+
+    if data_channel or extra_channels:
+        add_channel(channel_label, data_channel_send, messages, True)
+        for label, send in (extra_channels or {}).items():
+            add_channel(label, send, [], False)
 
     delete_status = -1
     answer_sdp = ""
@@ -508,7 +529,8 @@ async def run_aiortc_call(
             except TimeoutError:
                 pass
             if pc.connectionState == "connected":
-                await asyncio.sleep(duration)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), duration)
 
             async with http.delete(location, headers=headers) as resp:
                 await resp.read()
@@ -531,4 +553,5 @@ async def run_aiortc_call(
         offer_sdp=offer_sdp,
         location=location,
         data_channel_messages=messages,
+        channel_messages=by_label,
     )

@@ -234,6 +234,7 @@ class SctpAssociation:
         :class:`SendBufferFull` (back-pressure), :class:`MessageTooLarge`, :class:`StreamClosing`
         or :class:`SctpStateError`."""
         self._now = now
+        self._opportunity()
         if self._finished or self._state not in _ACCEPTS_SEND:
             raise SctpStateError(f"SCTP association in state {self._state.value} cannot send")
         if not 0 <= stream_id <= self._max_out_stream:
@@ -249,6 +250,7 @@ class SctpAssociation:
     def reset_streams(self, stream_ids: list[int] | tuple[int, ...], now: float) -> None:
         """Reset our outgoing ``stream_ids`` (RFC 6525 §5.1.2), as closing a data channel does."""
         self._now = now
+        self._opportunity()
         if self._finished or self._state is not State.ESTABLISHED or self._resetter is None:
             raise SctpStateError(f"SCTP association in state {self._state.value} cannot reset streams")
         if not self._peer_reconfig:
@@ -279,6 +281,7 @@ class SctpAssociation:
     def handle_packet(self, data: bytes, now: float) -> None:
         """One SCTP packet from the peer. Never raises for remote input."""
         self._now = now
+        self._opportunity()
         if self._finished:
             self._count("after_close")
             return
@@ -494,6 +497,7 @@ class SctpAssociation:
 
     def handle_timeout(self, now: float) -> None:
         self._now = now
+        self._opportunity()
         if self._finished:
             return
         if self._t1 is not None and now >= self._t1:
@@ -556,6 +560,10 @@ class SctpAssociation:
             self._events.extend(BufferedAmountLow(s) for s in self._queue.low_notices)
             self._queue.low_notices.clear()
         return self._events.popleft() if self._events else None
+
+    def _opportunity(self) -> None:
+        if self._rq is not None:
+            self._rq.begin_burst()
 
     def poll_transmit(self) -> bytes | None:
         """The next SCTP packet to hand to DTLS, or None."""

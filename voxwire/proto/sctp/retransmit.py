@@ -73,6 +73,10 @@ class RtoEstimator:
         self.rto = min(self._max, self.rto * 2)
 
 
+#: Packets of new data one transmission opportunity may send (RFC 9260 §7.2.4 Max.Burst).
+MAX_BURST = 4
+
+
 @dataclass(eq=False, slots=True)
 class Sent:
     """One DATA chunk the peer has not cumulatively acknowledged yet."""
@@ -101,6 +105,7 @@ class RetransmitQueue:
 
     def __init__(self, config: SctpConfig, initial_tsn: int, peer_a_rwnd: int) -> None:
         self._mtu = config.mtu
+        self._burst_limit = MAX_BURST * config.mtu
         self.rto = RtoEstimator(config)
         self._chunks: list[Sent] = []
         #: Cumulative TSN Ack Point: the highest TSN the peer acknowledged cumulatively
@@ -137,9 +142,18 @@ class RetransmitQueue:
     def peer_rwnd(self) -> int:
         return max(0, self.peer_a_rwnd - self._outstanding_payload)
 
+    def begin_burst(self) -> None:
+        """A new transmission opportunity (a packet in, a timer, a send): at most
+        :data:`MAX_BURST` new packets may leave from here (RFC 9260 §7.2.4's Max.Burst; RFC 4960
+        §6.1). Without it a whole congestion window leaves in one burst -- ~55 datagrams within
+        0.1 ms for a 64 KiB message -- and overflows the peer's socket buffer; the tail of a message
+        lost that way waits a full RTO, since no later packet can trigger fast retransmit."""
+        self._burst_limit = self.flight + MAX_BURST * self._mtu
+
     def may_send(self, payload: int) -> bool:
-        """RFC 9260 §6.1 rules A and B: within the peer's window (or a lone probe) and the cwnd."""
-        if self.flight >= self.cwnd:
+        """RFC 9260 §6.1 rules A and B: within the peer's window (or a lone probe) and the cwnd,
+        and within this opportunity's burst."""
+        if self.flight >= min(self.cwnd, self._burst_limit):
             return False
         return payload <= self.peer_rwnd or self.flight == 0
 
