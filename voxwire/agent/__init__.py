@@ -18,8 +18,22 @@ from voxwire.agent.base import (
 )
 from voxwire.agent.echo import EchoAgent
 
+def _assistant() -> Agent:
+    from voxwire.agent.assistant import AssistantAgent  # loads speech models: only when chosen
+
+    return AssistantAgent()
+
+
+def _realtime_ws() -> Agent:
+    from voxwire.agent.realtime_ws import from_environment
+
+    return from_environment()
+
+
 AGENTS: dict[str, Callable[[], Agent]] = {
+    "assistant": _assistant,
     "echo": EchoAgent,
+    "realtime-ws": _realtime_ws,
 }
 
 __all__ = [
