@@ -18,6 +18,7 @@ from voxwire.agent.base import (
 )
 from voxwire.agent.echo import EchoAgent
 
+
 def _assistant() -> Agent:
     from voxwire.agent.assistant import AssistantAgent  # loads speech models: only when chosen
 
