@@ -11,9 +11,9 @@ import numpy as np
 
 from voxwire.agent.base import Turn
 from voxwire.agent.echo import EchoAgent
+from voxwire.agent.turns import SpeechStarted, SpeechStopped, TurnCommitted
 from voxwire.media.pipeline import MediaConfig, OutboundAudio
 from voxwire.realtime.conversation import Conversation, counter_ids
-from voxwire.agent.turns import SpeechStarted, SpeechStopped, TurnCommitted
 from voxwire.voice.session import CancelResponse, StartResponse, VoiceSession
 
 RATE = 24_000
