@@ -17,7 +17,7 @@ def parse(argv, monkeypatch=None, **env):
 def test_defaults():
     opts = parse(["serve"])
     assert (opts.http_host, opts.http_port, opts.udp_host, opts.udp_port) == ("127.0.0.1", 8080, "127.0.0.1", 3478)
-    assert opts.agent == "echo" and opts.dtls_role == "active"
+    assert opts.agent == "assistant" and opts.dtls_role == "active"
 
 
 def test_environment_sets_every_option(monkeypatch):

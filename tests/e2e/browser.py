@@ -259,8 +259,8 @@ def baseline_command(port: int) -> list[str]:
     return [sys.executable, str(REPO / "bench" / "baseline" / "aiortc_echo.py"), "--port", str(port)]
 
 
-def voxwire_command(http_port: int, udp_port: int, *extra: str) -> list[str]:
-    """`voxwire serve` on loopback with the given ports."""
+def voxwire_command(http_port: int, udp_port: int, *extra: str, agent: str = "echo") -> list[str]:
+    """`voxwire serve` on loopback with the given ports (the echo agent unless told otherwise)."""
     import sys
 
     voxwire = Path(sys.executable).with_name("voxwire")  # the console script next to this Python
@@ -273,6 +273,8 @@ def voxwire_command(http_port: int, udp_port: int, *extra: str) -> list[str]:
         str(http_port),
         "--udp-port",
         str(udp_port),
+        "--agent",
+        agent,
         *extra,
     ]
 

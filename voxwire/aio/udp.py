@@ -37,7 +37,7 @@ class UdpShell(asyncio.DatagramProtocol):
     """Feeds one core from one socket. ``after_drain`` runs after each drain (the application's
     chance to collect events); it must not block."""
 
-    def __init__(self, core: Core, *, after_drain: Callable[[], None] | None = None) -> None:
+    def __init__(self, core: Core, *, after_drain: Callable[[], object] | None = None) -> None:
         self.core = core
         self.after_drain = after_drain
         self.loop = asyncio.get_running_loop()
@@ -110,7 +110,7 @@ class UdpShell(asyncio.DatagramProtocol):
         self.drain()
 
 
-async def open_udp(core: Core, host: str, port: int, **kw: Callable[[], None] | None) -> UdpShell:
+async def open_udp(core: Core, host: str, port: int, **kw: Callable[[], object] | None) -> UdpShell:
     loop = asyncio.get_running_loop()
     _, shell = await loop.create_datagram_endpoint(lambda: UdpShell(core, **kw), local_addr=(host, port))
     return shell

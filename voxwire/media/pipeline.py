@@ -29,6 +29,8 @@ from voxwire.media.resample import Resampler
 OPUS_RATE = 48_000
 OPUS_NATIVE_RATES = frozenset({8_000, 12_000, 16_000, 24_000, 48_000})
 FRAME_SECONDS = 0.02
+#: Longest run of lost packets concealed frame by frame (16 = 320 ms); longer gaps reset the stream.
+MAX_CONCEALED = 16
 
 
 def codec_rate(agent_rate: int) -> int:
@@ -59,7 +61,9 @@ class InboundAudio:
 
     def __init__(self, agent_rate: int, config: MediaConfig) -> None:
         rate = codec_rate(agent_rate)
-        self.reorder = ReorderBuffer(max_delay=config.reorder_delay)
+        # A gap of more than MAX_CONCEALED packets (an outage, a relay restart) restarts the stream
+        # instead of concealing every lost frame: the agent would hear -- and echo -- seconds of PLC.
+        self.reorder = ReorderBuffer(max_delay=config.reorder_delay, max_jump=MAX_CONCEALED)
         self.decoder = OpusDecoder(rate, 1)
         self.frame_samples = round(rate * FRAME_SECONDS)
         self.resampler = Resampler(rate, agent_rate)

@@ -130,7 +130,7 @@ def add_transceiver_parser(subparsers: Any) -> argparse.ArgumentParser:
     tx.add_env_option("--udp-port", default=4000, type=int, help="the one UDP port of this transceiver")
     tx.add_env_option("--advertise-address", default=None,
                       help="the relays' public addresses put in answers, comma-separated 'host:port'")
-    tx.add_env_option("--agent", default="echo", help="agent that answers calls")
+    tx.add_env_option("--agent", default="assistant", help="agent that answers calls: assistant, echo, realtime-ws")
     tx.add_env_option("--dtls-role", default="active", choices=["active", "passive"],
                       help="our a=setup when the client offers actpass")
     tx.add_env_option("--connect-timeout", default=30.0, type=float, help="seconds a call may take to connect")
@@ -225,6 +225,7 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
     from voxwire.signaling.auth import Authenticator, load_api_keys
     from voxwire.signaling.http import make_app
     from voxwire.transceiver.service import Transceiver, TransceiverConfig
+    from voxwire.voice.session import server_vad_detector
 
     if opts.agent not in AGENTS:
         raise SystemExit(f"voxwire: unknown agent {opts.agent!r}; known: {', '.join(sorted(AGENTS))}")
@@ -250,6 +251,7 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
     relayed = RelayedEndpoint(transceiver.endpoint, relays, max_clients=max(4 * opts.max_calls, 1024))
     _, shell = await loop.create_datagram_endpoint(lambda: UdpShell(relayed), local_addr=(opts.udp_host, opts.udp_port))
     shell.after_drain = AgentRunner(transceiver, shell).after_drain
+    transceiver.turn_detector = server_vad_detector
     app = make_app(transceiver, shell, Authenticator(api_keys), client_secret_ttl=opts.client_secret_ttl)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -28,10 +28,11 @@ never forwards to an address it did not get from its own directory (no open prox
 Every other datagram is dropped and counted by reason in :attr:`RelayCore.counters`.
 
 :meth:`RelayCore.from_transceiver` — a datagram on the internal socket: only from an address in the
-directory; the header names the client; the payload leaves from the public socket. The flow's
-counters are refreshed, and a missing flow is learned from the reply (the transceiver is trusted and
-knows where its session is), so after a relay restart the first packet of audio from the transceiver
-also restores the path.
+directory, or from the transceiver of the named client's flow (an established call outlives its
+transceiver's registry entry, e.g. while Redis comes back empty); the header names the client; the
+payload leaves from the public socket. The flow's counters are refreshed, and a missing flow is
+learned from the reply (the transceiver is trusted and knows where its session is), so after a relay
+restart the first packet of audio from the transceiver also restores the path.
 
 Datagrams released later (parked ones) come out of :meth:`RelayCore.poll_transmit`, always towards a
 transceiver; work for the loop (Redis lookups and writes) comes out of :meth:`RelayCore.poll_request`
@@ -231,16 +232,22 @@ class RelayCore:
         return self._unknown_client(data, addr, now)
 
     def from_transceiver(self, data: bytes, addr: Address, now: float) -> tuple[bytes, Address] | None:
-        """A datagram from ``addr`` on the internal socket -> (payload, client) or ``None``."""
-        if addr not in self._known:
-            self._count("drop_internal_unknown_source")
-            return None
+        """A datagram from ``addr`` on the internal socket -> (payload, client) or ``None``.
+
+        Accepted from a transceiver in the directory, or for a client whose flow goes to ``addr``:
+        an established flow keeps working both ways when its transceiver drops out of the directory
+        (a Redis that came back empty, before the transceiver's next heartbeat and the next refresh).
+        """
+        known = addr in self._known
         try:
             client, offset = decode_offset(data)
         except ParseError:
-            self._count("drop_internal_bad_header")
+            self._count("drop_internal_bad_header" if known else "drop_internal_unknown_source")
             return None
         flow = self._flows.get(client)
+        if not known and (flow is None or flow.transceiver != addr):
+            self._count("drop_internal_unknown_source")
+            return None
         if flow is None:
             flow = self._learn(data[:offset], client, addr, now)
         if flow is not None:
