@@ -105,6 +105,9 @@ class AgentSession(Protocol):
 
 
 class Agent(Protocol):
+    """An agent may also carry ``session_defaults``: a Realtime session configuration applied to
+    each of its calls before the client's (e.g. turn detection off for a streaming agent)."""
+
     name: str
     #: Rate of the PCM the agent hears and speaks.
     sample_rate: int

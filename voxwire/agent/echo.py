@@ -41,6 +41,9 @@ class EchoSession:
 
 class EchoAgent:
     name = "echo"
+    #: The echo already plays every frame back; turn-triggered responses would play it twice, so its
+    #: sessions start with turn detection off (a client may turn server_vad on).
+    session_defaults = {"audio": {"input": {"turn_detection": None}}}
 
     def __init__(self, sample_rate: int = DEFAULT_SAMPLE_RATE, *, stream: bool = True) -> None:
         self.sample_rate = sample_rate

@@ -73,18 +73,27 @@ class Call:
         conversation = Conversation(random_ids(rng.randbytes), model=f"voxwire-{self.agent.name}")
         self.voice = VoiceSession(conversation, self.outbound, rate, turn_detector=self.turn_detector)
         self.agent_session = self.agent.start(self)
+        #: An agent session with ``on_packet(payload, rtp_timestamp)`` takes the caller's Opus
+        #: packets as they arrive, undecoded (``passthrough``); the others get decoded PCM.
+        self._on_packet: Callable[[bytes, int], None] | None = getattr(self.agent_session, "on_packet", None)
         self.close_reason: str | None = None
         self._commands: deque[Command] = deque()
         self._events_channel: int | None = None
         self.counters: dict[str, int] = {}
-        if self.session_config:
-            self.voice.on_client_event(json.dumps({"type": "session.update", "session": self.session_config}))
+        for config in (getattr(self.agent, "session_defaults", None), self.session_config):
+            if config:
+                update = {"type": "session.update", "session": {"type": "realtime", **config}}
+                self.voice.on_client_event(json.dumps(update))
 
     # -- CallContext (what the agent may do) ----------------------------------------------------
 
     def play(self, pcm: Pcm) -> None:
         """Queue audio outside any response (streaming agents such as echo)."""
         self.outbound.play(pcm)
+
+    def play_encoded(self, payload: bytes) -> None:
+        """Queue one 20 ms Opus payload as it is, outside any response (``passthrough``)."""
+        self.outbound.play_encoded(payload)
 
     # -- what the endpoint needs ----------------------------------------------------------------
 
@@ -191,7 +200,10 @@ class Call:
         while (event := self.session.poll_event()) is not None:
             if isinstance(event, AudioPacket):
                 packet = event.packet
-                self.inbound.push(packet.sequence_number, packet.payload, now)
+                if self._on_packet is not None:
+                    self._on_packet(packet.payload, packet.timestamp)
+                else:
+                    self.inbound.push(packet.sequence_number, packet.payload, now)
                 got_audio = True
             elif isinstance(event, Connected):
                 self.timeline.connected = now

@@ -1,0 +1,51 @@
+"""``passthrough``: the caller hears themself with no transcoding at all.
+
+Every Opus packet the caller sends is queued for the pacer as it is, so the audio path costs only
+the transport (SRTP, RTP, pacing): the cost floor of a call, which ``bench/capacity.py`` measures
+beside the transcoding ``echo``. The call hands the raw payloads to :meth:`on_packet` (the hook a
+call looks for on its agent session) instead of decoding them; packets are forwarded in arrival
+order, without reorder buffering or loss concealment. Responses, if a client asks for one over
+the event channel, are empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from voxwire.agent.base import DEFAULT_SAMPLE_RATE, AgentOutput, AgentSession, CallContext, Pcm, Turn
+
+
+class EncodedCallContext(CallContext, Protocol):
+    def play_encoded(self, payload: bytes) -> None:
+        """Queue one 20 ms Opus payload as it is, outside any response."""
+
+
+class PassthroughSession:
+    def __init__(self, ctx: EncodedCallContext) -> None:
+        self._play = ctx.play_encoded
+
+    def on_packet(self, payload: bytes, rtp_timestamp: int) -> None:
+        """One inbound Opus payload, undecoded, in arrival order."""
+        self._play(payload)
+
+    def on_audio(self, pcm: Pcm, now: float) -> None:
+        pass  # the call sends us packets, never PCM
+
+    async def respond(self, turn: Turn) -> AsyncIterator[AgentOutput]:
+        return
+        yield  # an empty async generator
+
+    def close(self) -> None:
+        pass
+
+
+class PassthroughAgent:
+    name = "passthrough"
+
+    def __init__(self, sample_rate: int = DEFAULT_SAMPLE_RATE) -> None:
+        self.sample_rate = sample_rate
+
+    def start(self, ctx: CallContext) -> AgentSession:
+        assert hasattr(ctx, "play_encoded"), "passthrough needs a call that queues encoded frames"
+        return PassthroughSession(ctx)  # type: ignore[arg-type]
