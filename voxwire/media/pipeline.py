@@ -6,7 +6,9 @@ when the next packet is there, PLC otherwise.
 
 Outbound: agent PCM -> cut into 20 ms frames -> :class:`~voxwire.media.pacer.Pacer` (monotonic
 schedule, never more than one frame ahead of real time; queued PCM is dropped cheaply on a flush)
--> Opus encode at send time.
+-> Opus encode at send time. An agent may also queue frames that are already Opus
+(:meth:`OutboundAudio.play_encoded`, the ``passthrough`` agent): they share the pacer and go out
+as they are.
 
 libopus decodes to and encodes from 8, 12, 16, 24 and 48 kHz natively, with no added delay, so for
 those agent rates no resampler sits on the path (soxr holds back ~26 ms at 48->24 kHz and releases
@@ -126,7 +128,8 @@ class OutboundAudio:
         self.resampler = Resampler(agent_rate, rate)
         self.encoder = OpusEncoder(rate, 1, bitrate=config.bitrate)
         self.frame_samples = round(rate * FRAME_SECONDS)
-        self.pacer: Pacer[tuple[Pcm, str | None]] = Pacer(
+        # A queued frame is 20 ms of PCM (encoded at its tick) or an already encoded Opus payload.
+        self.pacer: Pacer[tuple[Pcm | bytes, str | None]] = Pacer(
             initial_timestamp=initial_timestamp, capacity=round(config.max_queued / FRAME_SECONDS)
         )
         self._partial = np.zeros(0, dtype=np.int16)
@@ -151,6 +154,14 @@ class OutboundAudio:
             self._push(audio[start : start + n], tag)
         self._partial = audio[whole:].copy()
 
+    def play_encoded(self, payload: bytes, tag: str | None = None) -> None:
+        """Queue one Opus payload of 20 ms as it is (no transcoding); it keeps its place in the
+        queue behind the PCM frames before it."""
+        if tag != self._partial_tag:
+            self.finish()
+            self._partial_tag = tag
+        self._push(payload, tag)
+
     def finish(self) -> None:
         """Queue the last partial frame of the current tag, padded with silence."""
         if len(self._partial):
@@ -159,7 +170,7 @@ class OutboundAudio:
             self._push(frame, self._partial_tag)
             self._partial = np.zeros(0, dtype=np.int16)
 
-    def _push(self, frame: Pcm, tag: str | None) -> None:
+    def _push(self, frame: Pcm | bytes, tag: str | None) -> None:
         try:
             self.pacer.push((frame, tag))
         except PacerFull:
@@ -186,7 +197,8 @@ class OutboundAudio:
         n = self.frame_samples
         out = []
         for f in self.pacer.handle_timeout(now):
-            pcm, tag = f.frame
+            frame, tag = f.frame
             self._pending[tag] -= 1
-            out.append(SentFrame(self.encoder.encode(pcm, n), f.timestamp & 0xFFFFFFFF, f.marker, tag))
+            payload = frame if isinstance(frame, bytes) else self.encoder.encode(frame, n)
+            out.append(SentFrame(payload, f.timestamp & 0xFFFFFFFF, f.marker, tag))
         return out
