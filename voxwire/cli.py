@@ -112,6 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
         "VOXWIRE_API_KEYS or the file named by VOXWIRE_API_KEY_FILE; with none, only loopback is served)",
     )
     serve.add_env_option("--log-level", default="info", help="debug, info, warning or error")
+    serve.add_env_option(
+        "--log-format", default="text", choices=["text", "json"], help="log lines: text (logfmt) or json, one event per line"
+    )
+    serve.add_env_option(
+        "--trace-export", default="none", help="call traces as OTLP JSON: none, file:PATH or otlp:URL"
+    )
+    serve.add_env_option(
+        "--public-talk-page",
+        default=False,
+        type=_flag,
+        nargs="?",
+        const=True,
+        help="anyone who can load the talk page may get a client secret (rate limited), even with API keys",
+    )
     # Single-machine relay mode: off unless --relay-port is given (then media arrives through the relay).
     serve.add_env_option(
         "--relay-port",
@@ -141,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_relay_parser(sub)
     add_transceiver_parser(sub)
+    from voxwire.loadgen.cli import add_loadgen_parser
+
+    add_loadgen_parser(sub)
     return parser
 
 
@@ -164,7 +181,9 @@ async def serve(opts: argparse.Namespace) -> None:
     from voxwire.agent import AGENTS
     from voxwire.aio.agents import AgentRunner
     from voxwire.aio.udp import UdpShell, open_udp
+    from voxwire.observability import tracing
     from voxwire.proto.session import SessionConfig
+    from voxwire.signaling import dashboard
     from voxwire.signaling.auth import Authenticator, load_api_keys
     from voxwire.signaling.http import make_app
     from voxwire.transceiver.service import Transceiver, TransceiverConfig
@@ -201,7 +220,15 @@ async def serve(opts: argparse.Namespace) -> None:
             relay.register(lambda: len(transceiver.calls))
         shell.after_drain = AgentRunner(transceiver, shell).after_drain
         transceiver.turn_detector = server_vad_detector
+        try:
+            tracing.configure(opts.trace_export)
+        except ValueError as exc:
+            raise SystemExit(f"voxwire serve: {exc}") from None
         app = make_app(transceiver, shell, Authenticator(api_keys), client_secret_ttl=opts.client_secret_ttl)
+        if relay is not None:
+            dashboard.attach_relay(app, relay.worker)
+        if opts.public_talk_page:
+            dashboard.allow_public_talk_page(app)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, opts.http_host, opts.http_port)
@@ -363,9 +390,9 @@ class EmbeddedRelay:
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=opts.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
-    )
+    from voxwire.observability.logging import setup_logging
+
+    setup_logging(opts.log_level, getattr(opts, "log_format", "text"))
     import uvloop
 
     try:
@@ -375,6 +402,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from voxwire.relay.cli import run_relay
 
             uvloop.run(run_relay(opts))
+        elif opts.command == "loadgen":
+            from voxwire.loadgen.cli import exit_status, run_loadgen
+
+            return exit_status(uvloop.run(run_loadgen(opts)))
         elif opts.command == "transceiver":
             from voxwire.relay.cli import run_transceiver
 

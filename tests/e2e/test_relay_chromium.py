@@ -72,7 +72,7 @@ def candidates(sdp: str) -> list[tuple[str, int]]:
         if line.startswith("a=candidate:"):
             parts = line.split()
             out.append((parts[4], int(parts[5])))
-    return out
+    return sorted(set(out))
 
 
 def ice_ufrag(sdp: str) -> str:

@@ -241,8 +241,9 @@ def make_app(
     app.router.add_delete("/v1/realtime/calls/{call_id}", delete_call)
     app.router.add_post("/v1/realtime/calls/{call_id}/hangup", hangup_call)
     app.router.add_post("/v1/realtime/client_secrets", create_client_secret)
-    from voxwire.signaling import sideband, whip  # they build on this module's handlers
+    from voxwire.signaling import dashboard, sideband, whip  # they build on this module's handlers
 
     whip.add_routes(app)
     sideband.add_routes(app)
+    dashboard.add_routes(app)
     return app
