@@ -17,6 +17,7 @@ from voxwire.agent.base import (
     handler_agent,
 )
 from voxwire.agent.echo import EchoAgent
+from voxwire.agent.passthrough import PassthroughAgent
 
 
 def _assistant() -> Agent:
@@ -34,6 +35,7 @@ def _realtime_ws() -> Agent:
 AGENTS: dict[str, Callable[[], Agent]] = {
     "assistant": _assistant,
     "echo": EchoAgent,
+    "passthrough": PassthroughAgent,
     "realtime-ws": _realtime_ws,
 }
 

@@ -66,10 +66,19 @@ class InboundAudio:
         # A gap of more than MAX_CONCEALED packets (an outage, a relay restart) restarts the stream
         # instead of concealing every lost frame: the agent would hear -- and echo -- seconds of PLC.
         self.reorder = ReorderBuffer(max_delay=config.reorder_delay, max_jump=MAX_CONCEALED)
-        self.decoder = OpusDecoder(rate, 1)
+        self._rate = rate
+        self._decoder: OpusDecoder | None = None
         self.frame_samples = round(rate * FRAME_SECONDS)
         self.resampler = Resampler(rate, agent_rate)
         self.decode_errors = 0
+
+    @property
+    def decoder(self) -> OpusDecoder:
+        """Made on first use (~24 KB of libopus state and buffers): a call whose audio is never
+        decoded (idle, or a pass-through agent) never pays for it."""
+        if self._decoder is None:
+            self._decoder = OpusDecoder(self._rate, 1)
+        return self._decoder
 
     def push(self, seq: int, payload: bytes, now: float) -> None:
         self.reorder.push(seq, payload, now)
@@ -126,7 +135,9 @@ class OutboundAudio:
     def __init__(self, agent_rate: int, config: MediaConfig, initial_timestamp: int) -> None:
         rate = codec_rate(agent_rate)
         self.resampler = Resampler(agent_rate, rate)
-        self.encoder = OpusEncoder(rate, 1, bitrate=config.bitrate)
+        self._rate = rate
+        self._bitrate = config.bitrate
+        self._encoder: OpusEncoder | None = None
         self.frame_samples = round(rate * FRAME_SECONDS)
         # A queued frame is 20 ms of PCM (encoded at its tick) or an already encoded Opus payload.
         self.pacer: Pacer[tuple[Pcm | bytes, str | None]] = Pacer(
@@ -136,6 +147,14 @@ class OutboundAudio:
         self._partial_tag: str | None = None
         self._pending: dict[str | None, int] = {}  # frames queued per tag
         self.overflow_frames = 0
+
+    @property
+    def encoder(self) -> OpusEncoder:
+        """Made on first use (~48 KB of libopus state and buffers): a call that never sends PCM
+        (idle, or a pass-through agent) never pays for it."""
+        if self._encoder is None:
+            self._encoder = OpusEncoder(self._rate, 1, bitrate=self._bitrate)
+        return self._encoder
 
     def start(self, now: float) -> None:
         self.pacer.start(now)

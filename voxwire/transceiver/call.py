@@ -140,10 +140,19 @@ class Call:
     def poll_timeout(self) -> float | None:
         if self.is_closed:
             return None
-        deadlines = [self.session.poll_timeout(), self.inbound.poll_timeout(), self.outbound.poll_timeout()]
+        # Called after every datagram of every call: no list, no generator.
+        best = self.session.poll_timeout()
+        deadline = self.inbound.poll_timeout()
+        if deadline is not None and (best is None or deadline < best):
+            best = deadline
+        deadline = self.outbound.poll_timeout()
+        if deadline is not None and (best is None or deadline < best):
+            best = deadline
         if self.channels is not None and self.session.srtp is not None:  # SCTP runs once DTLS is up
-            deadlines.append(self.channels.poll_timeout())
-        return min((d for d in deadlines if d is not None), default=None)
+            deadline = self.channels.poll_timeout()
+            if deadline is not None and (best is None or deadline < best):
+                best = deadline
+        return best
 
     def poll_transmit(self) -> tuple[bytes, Address] | None:
         return self.session.poll_transmit()
@@ -229,6 +238,12 @@ class Call:
             if self.timeline.first_audio_in is None:
                 self.timeline.first_audio_in = now
             self._feed_agent(now)
+            # A streaming agent (echo, passthrough) queued a frame whose tick is already due: send
+            # it now rather than through a timer round trip (the pacer decides, as at a timeout).
+            deadline = self.outbound.poll_timeout()
+            if deadline is not None and now >= deadline:
+                self._send_due(now)
+                self.pump(now)
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
