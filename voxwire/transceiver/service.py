@@ -10,6 +10,7 @@ import json
 import logging
 import random
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,8 @@ from voxwire.wire.sdp_answer import AnswerParams, answer_setup, build_answer
 log = logging.getLogger(__name__)
 
 _ICE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+#: How many ended call ids are remembered so that a late DELETE is not a 404.
+RECENTLY_ENDED = 1000
 #: Largest data channel message we accept and announce (a=max-message-size), bytes.
 MAX_MESSAGE_SIZE = 262_144
 #: Seconds before expiry at which new calls switch to a freshly generated certificate.
@@ -98,6 +101,8 @@ class Transceiver:
         self.ufrag_factory = ufrag_factory or (lambda: ice_string(16))
         self._rng = random.Random(secrets.randbits(64))
         self._pending: dict[str, Call] = {}
+        #: Ids of calls that ended recently: a DELETE racing the call's own end still succeeds.
+        self._ended: OrderedDict[str, None] = OrderedDict()
 
     def create_call(
         self, offer_sdp: str, now: float, *, session: dict[str, Any] | None = None
@@ -230,7 +235,7 @@ class Transceiver:
     def end_call(self, call_id: str, now: float, reason: str = "hung up") -> bool:
         call = self.calls.get(call_id)
         if call is None:
-            return False
+            return call_id in self._ended  # it ended on its own a moment ago: nothing left to do
         call.close(now, reason)
         self.endpoint.touch(call)
         return True
@@ -243,6 +248,9 @@ class Transceiver:
             call = removed.session
             self.calls.pop(call.call_id, None)
             self._pending.pop(call.call_id, None)
+            self._ended[call.call_id] = None
+            while len(self._ended) > RECENTLY_ENDED:
+                self._ended.popitem(last=False)
             ended.append(call)
         return ended
 

@@ -270,6 +270,8 @@ class VoiceSession:
 
     def _take_input(self, pcm: Pcm) -> None:
         if self._detector is None:
+            if not self.opened:
+                return  # no event channel or sideband yet: nobody could commit this audio
             self._input.append(pcm)
             self._input_samples += len(pcm)
             while self._input_samples > self._max_input and self._input:
@@ -278,7 +280,12 @@ class VoiceSession:
                 self._count("input_dropped_frames")
             return
         for event in self._detector.feed(pcm):
-            self._on_turn_event(event)
+            try:
+                self._on_turn_event(event)
+            except EventError as err:
+                # E.g. a turn committed while the last response is still generating (with
+                # interrupt_response off): the client hears why, and RTP input never raises.
+                self._emit(self.conversation.error(err))
 
     def _on_turn_event(self, event: TurnEvent) -> None:
         vad = self._vad
