@@ -22,7 +22,9 @@ from voxwire.agent.passthrough import PassthroughAgent
 
 def _assistant() -> Agent:
     from voxwire.agent.assistant import AssistantAgent  # loads speech models: only when chosen
+    from voxwire.agent.speech import preload
 
+    preload()  # VAD, Whisper and the voice load (and are checked) now, not on the first call
     return AssistantAgent()
 
 
