@@ -38,11 +38,10 @@ check the agent has no deadline: the session layer owns the connect timeout.
 from __future__ import annotations
 
 import math
-import re
 from collections import deque
 from dataclasses import dataclass
-from typing import Final
 
+from voxwire.wire.icechars import is_ice_string
 from voxwire.wire.stun import (
     BINDING,
     IntegrityKey,
@@ -57,11 +56,10 @@ from voxwire.wire.types import Address
 __all__ = ["ConsentExpired", "IceConfig", "IceEvent", "IceLiteAgent", "PairSelected"]
 
 #: RFC 8839 §5.4: ice-char = ALPHA / DIGIT / "+" / "/"; ufrag 4..256 chars, pwd 22..256 chars.
-_ICE_CHARS: Final = re.compile(r"[A-Za-z0-9+/]*")
 
 
 def _check_ice_string(value: str, name: str, min_len: int) -> None:
-    if not min_len <= len(value) <= 256 or not _ICE_CHARS.fullmatch(value):
+    if not is_ice_string(value, min_len):
         raise ValueError(f"ICE {name} must be {min_len}..256 ice-chars [A-Za-z0-9+/] (RFC 8839 §5.4)")
 
 

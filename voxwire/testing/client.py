@@ -23,11 +23,10 @@ from voxwire.proto.srtp import SrtpError, SrtpSession
 from voxwire.wire import stun
 from voxwire.wire.demux import PacketKind, classify
 from voxwire.wire.errors import ParseError
+from voxwire.wire.icechars import ice_string
 from voxwire.wire.rtp import RtpPacket, build_rtp, parse_rtp
 from voxwire.wire.sdp import parse_description
 from voxwire.wire.types import Address
-
-_ICE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 #: RFC 8445 §14.3: Ta pacing; we retransmit an unanswered check every 50 ms, then consent every 5 s.
 CHECK_INTERVAL = 0.05
@@ -35,7 +34,7 @@ CONSENT_INTERVAL = 5.0
 
 
 def _ice(rng: random.Random, n: int) -> str:
-    return "".join(rng.choice(_ICE_CHARS) for _ in range(n))
+    return ice_string(n, rng.randbytes)
 
 
 def make_offer(

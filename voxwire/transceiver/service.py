@@ -27,13 +27,13 @@ from voxwire.realtime.events import EventError, parse_client_event
 from voxwire.transceiver.call import Call
 from voxwire.voice.session import TurnDetectorFactory
 from voxwire.wire.errors import ParseError
+from voxwire.wire.icechars import ice_string as random_ice_string
 from voxwire.wire.sctp import parse_init_chunk
 from voxwire.wire.sdp import AnswerSetup, Fingerprint, Offer, SdpError, parse_offer
 from voxwire.wire.sdp_answer import AnswerParams, answer_setup, build_answer
 
 log = logging.getLogger(__name__)
 
-_ICE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 #: How many ended call ids are remembered so that a late DELETE is not a 404.
 RECENTLY_ENDED = 1000
 #: Largest data channel message we accept and announce (a=max-message-size), bytes.
@@ -43,9 +43,8 @@ CERTIFICATE_RENEW_BEFORE = 86_400.0
 
 
 def ice_string(length: int) -> str:
-    """A random string of ice-chars (RFC 8839 §5.4) from the OS CSPRNG: 6 uniform bits per char
-    (the alphabet has exactly 64 symbols), one token_bytes call instead of one choice per char."""
-    return "".join(_ICE_CHARS[b & 63] for b in secrets.token_bytes(length))
+    """Random ICE credentials from the OS CSPRNG (one token_bytes call, not one choice per char)."""
+    return random_ice_string(length, secrets.token_bytes)
 
 
 class OfferRejected(ValueError):

@@ -43,6 +43,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from voxwire.wire.errors import ParseError
+from voxwire.wire.icechars import ICE_CHARS_RE
 
 MAX_SDP_SIZE = 64 * 1024  # characters; real offers are 1-6 KB
 MAX_SDP_LINES = 1024
@@ -66,7 +67,6 @@ _RTP_PROTOS = ("UDP/TLS/RTP/SAVPF", "UDP/TLS/RTP/SAVP", "RTP/SAVPF", "RTP/SAVP")
 _STATIC_PAYLOADS = {pt: (name, 8000, 1) for pt, name in  # RFC 3551 §6
                     ((0, "PCMU"), (3, "GSM"), (4, "G723"), (8, "PCMA"), (9, "G722"), (13, "CN"), (18, "G729"))}
 
-_ICE_CHARS = re.compile(r"[A-Za-z0-9+/]+")  # RFC 8839 §5.1 ice-char
 _TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")  # RFC 8866 §9 token
 _HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,252}")
 _HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})*")
@@ -448,16 +448,16 @@ def _transport(session: _Block, media: _Block) -> Transport:
         raise SdpError(f"{media.where}: a=ice-ufrag is missing (RFC 8839 §5.4)")
     if pwd is None:
         raise SdpError(f"{media.where}: a=ice-pwd is missing (RFC 8839 §5.4)")
-    if not (4 <= len(ufrag[1]) <= 256 and _ICE_CHARS.fullmatch(ufrag[1])):
+    if not (4 <= len(ufrag[1]) <= 256 and ICE_CHARS_RE.fullmatch(ufrag[1])):
         raise _error(ufrag[0], "a=ice-ufrag", f"must be 4..256 ice-chars [A-Za-z0-9+/], got {_show(ufrag[1])}")
-    if not (22 <= len(pwd[1]) <= 256 and _ICE_CHARS.fullmatch(pwd[1])):
+    if not (22 <= len(pwd[1]) <= 256 and ICE_CHARS_RE.fullmatch(pwd[1])):
         raise _error(pwd[0], "a=ice-pwd", f"must be 22..256 ice-chars [A-Za-z0-9+/] "
                                           f"(got {len(pwd[1])} characters)")
     options: tuple[str, ...] = ()
     found = pick("ice-options")
     if found is not None:
         options = tuple(_words(found[1]))
-        if not options or not all(_ICE_CHARS.fullmatch(option) for option in options):
+        if not options or not all(ICE_CHARS_RE.fullmatch(option) for option in options):
             raise _error(found[0], "a=ice-options", f"expected ice-chars tags, got {_show(found[1])}")
     lines = media.values("fingerprint") or session.values("fingerprint")
     fingerprints = tuple(_fingerprint(number, value) for number, value in lines)
@@ -496,7 +496,7 @@ def parse_candidate(number: int, value: str) -> Candidate:
         raise _error(number, what, "expected '<foundation> <component> <transport> <priority> "
                                    "<address> <port> typ <type> [<name> <value>]...'")
     foundation, component, transport, priority, address, port, _, kind = words[:8]
-    if not (len(foundation) <= 32 and _ICE_CHARS.fullmatch(foundation)):
+    if not (len(foundation) <= 32 and ICE_CHARS_RE.fullmatch(foundation)):
         raise _error(number, what, f"foundation {_show(foundation)} is not 1..32 ice-chars")
     if not (_TOKEN.fullmatch(transport) and _TOKEN.fullmatch(kind)):
         raise _error(number, what, "transport and type must be tokens")

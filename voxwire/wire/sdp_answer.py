@@ -11,11 +11,11 @@ import binascii
 import zlib
 from dataclasses import dataclass
 
+from voxwire.wire.icechars import ICE_CHARS_RE
 from voxwire.wire.sdp import (
     _ANSWER_DIRECTION,
     _DIGEST_SIZES,
     _HEX_PAIRS,
-    _ICE_CHARS,
     _STRONG_DIGESTS,
     _TOKEN,
     _URI,
@@ -55,8 +55,8 @@ class AnswerParams:
 
     def __post_init__(self) -> None:
         checks = {
-            "ice_ufrag": 4 <= len(self.ice_ufrag) <= 256 and _ICE_CHARS.fullmatch(self.ice_ufrag),
-            "ice_pwd": 22 <= len(self.ice_pwd) <= 256 and _ICE_CHARS.fullmatch(self.ice_pwd),
+            "ice_ufrag": 4 <= len(self.ice_ufrag) <= 256 and ICE_CHARS_RE.fullmatch(self.ice_ufrag),
+            "ice_pwd": 22 <= len(self.ice_pwd) <= 256 and ICE_CHARS_RE.fullmatch(self.ice_pwd),
             "fingerprint": self.fingerprint.algorithm in _STRONG_DIGESTS
             and _HEX_PAIRS.fullmatch(self.fingerprint.value)
             and len(self.fingerprint.value) == 3 * _DIGEST_SIZES[self.fingerprint.algorithm] - 1,

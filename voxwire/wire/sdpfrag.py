@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from voxwire.wire.icechars import is_ice_string
 from voxwire.wire.sdp import Candidate, SdpError, parse_candidate
 from voxwire.wire.sdp_answer import candidate_lines
 
 MAX_SDPFRAG_SIZE = 16 * 1024
 MAX_SDPFRAG_LINES = 256
-_ICE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,6 @@ def build_sdpfrag(ice_ufrag: str, ice_pwd: str, mid: str, candidates: tuple[tupl
 
 
 def _ice_string(value: str, minimum: int, where: str) -> str:
-    if not minimum <= len(value) <= 256 or not set(value) <= _ICE_CHARS:
+    if not is_ice_string(value, minimum):
         raise SdpError(f"{where}: must be {minimum}..256 ice-chars (RFC 8839 §5.4)")
     return value
