@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import subprocess
+import sys
 import urllib.request
 
 import uvloop
@@ -62,10 +64,30 @@ def test_passthrough_returns_every_packet(tmp_path):
     port = harness.free_port()
     udp_port = harness.free_port(socket.SOCK_DGRAM)
     command = harness.voxwire_command(port, udp_port, "--log-level", "warning", agent="passthrough")
+    out = tmp_path / "report.json"
     with harness.run_server(command, port=port, log_dir=tmp_path) as server:
-        report = uvloop.run(run_loadgen(loadgen_options(server.url, calls=10, duration=3.0)))
+        # The command users run, exit status included (0: every call connected and echoed).
+        done = subprocess.run(
+            [sys.executable, "-m", "voxwire", "loadgen", "--url", server.url, "--calls", "10", "--duration", "3",
+             "--audio", "synthetic", "--json", str(out)],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "10/10 calls connected" in done.stdout
+    report = json.loads(out.read_text())
     window = report["window"]
     assert report["connected"] == 10 and report["never_echoed"] == 0, report["errors"]
     assert window["lost"] == 0, window
     for row in report["per_call"]:
         assert row["unmatched"] == 0 and row["duplicates"] == 0, row
+
+
+def test_loadgen_exits_nonzero_when_calls_fail():
+    port = harness.free_port()  # nothing listens there
+    done = subprocess.run(
+        [sys.executable, "-m", "voxwire", "loadgen", "--url", f"http://127.0.0.1:{port}", "--calls", "2",
+         "--duration", "1", "--audio", "synthetic", "--connect-timeout", "2"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "0/2 calls connected" in done.stdout, done.stdout
