@@ -17,6 +17,11 @@ escapes the parser.
 :func:`serialize_client_event` / :func:`parse_server_event` are the other direction, for the bridge
 to upstream Realtime servers; ``parse_server_event`` ignores unknown fields (servers add fields).
 
+The models live in three modules by kind: :mod:`voxwire.realtime.items` (conversation items,
+content parts and the field types events share), :mod:`voxwire.realtime.client_events` and
+:mod:`voxwire.realtime.server_events`. This module parses and serializes them and is their import
+surface: every model is re-exported here.
+
 Limits (ours): an event is at most :data:`MAX_EVENT_BYTES` (256 KiB, the data channel's
 ``a=max-message-size``) of UTF-8 text, so one ``input_audio_buffer.append`` carries at most ~192 KiB
 of decoded audio (about 4 s of 24 kHz PCM16). OpenAI allows up to 15 MiB per append; clients that
@@ -54,38 +59,96 @@ Facts relied on (OpenAI GA Realtime API reference and the generated ``openai`` P
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import ValidationError
 
-from voxwire.realtime.session import (
-    AudioFormat,
-    FunctionTool,
-    MaxOutputTokens,
-    OutputModalities,
-    PromptRef,
-    Session,
-    SessionUpdate,
-    ToolChoice,
-    WireModel,
-    check_modalities,
-    check_tools,
+from voxwire.realtime.client_events import (
+    AUDIO_CLIENT_EVENTS,
+    CLIENT_EVENTS,
+    MAX_CLIENT_EVENT_ID,
+    ClientEvent,
+    ClientEventId,
+    ConversationItemCreateEvent,
+    ConversationItemDeleteEvent,
+    ConversationItemRetrieveEvent,
+    ConversationItemTruncateEvent,
+    InputAudioBufferAppendEvent,
+    InputAudioBufferClearEvent,
+    InputAudioBufferCommitEvent,
+    Metadata,
+    OutputAudioBufferClearEvent,
+    ResponseAudioOutputParams,
+    ResponseAudioParams,
+    ResponseCancelEvent,
+    ResponseCreateEvent,
+    ResponseCreateParams,
+    SessionUpdateEvent,
 )
-
-MAX_EVENT_BYTES = 256 * 1024
-MAX_ID_LENGTH = 64
-_MAX_EVENT_ID = 512  # client event ids are echoed, never stored: a looser bound than item ids
-
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
-ClientEventId = Annotated[str, Field(max_length=_MAX_EVENT_ID)]
-Index = Annotated[int, Field(ge=0, le=1 << 31)]
-Millis = Annotated[int, Field(ge=0, le=1 << 40)]
-ItemStatus = Literal["completed", "incomplete", "in_progress"]
+from voxwire.realtime.items import (
+    MAX_EVENT_BYTES,
+    MAX_ID_LENGTH,
+    Base64,
+    ContentPart,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    Id,
+    Index,
+    InputAudio,
+    InputText,
+    Item,
+    ItemStatus,
+    MessageItem,
+    Millis,
+    OutputAudio,
+    OutputText,
+)
+from voxwire.realtime.server_events import (
+    SERVER_EVENTS,
+    ContentPartInfo,
+    ConversationItemAddedEvent,
+    ConversationItemDeletedEvent,
+    ConversationItemDoneEvent,
+    ConversationItemRetrievedEvent,
+    ConversationItemTruncatedEvent,
+    ErrorDetail,
+    ErrorEvent,
+    InputAudioBufferClearedEvent,
+    InputAudioBufferCommittedEvent,
+    InputAudioBufferSpeechStartedEvent,
+    InputAudioBufferSpeechStoppedEvent,
+    InputAudioBufferTimeoutTriggeredEvent,
+    InputAudioTranscriptionCompletedEvent,
+    InputAudioTranscriptionDeltaEvent,
+    OutputAudioBufferClearedEvent,
+    OutputAudioBufferStartedEvent,
+    OutputAudioBufferStoppedEvent,
+    RateLimit,
+    RateLimitsUpdatedEvent,
+    Response,
+    ResponseAudio,
+    ResponseAudioOutput,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseDoneEvent,
+    ResponseOutputAudioDeltaEvent,
+    ResponseOutputAudioDoneEvent,
+    ResponseOutputAudioTranscriptDeltaEvent,
+    ResponseOutputAudioTranscriptDoneEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseOutputTextDeltaEvent,
+    ResponseOutputTextDoneEvent,
+    ResponseStatusDetails,
+    ResponseStatusError,
+    ServerEvent,
+    SessionCreatedEvent,
+    SessionUpdatedEvent,
+    TranscriptionUsageDuration,
+)
 
 
 class EventError(Exception):
@@ -114,603 +177,6 @@ class EventError(Exception):
                 event_id=self.event_id,
             ),
         )
-
-
-def _b64(value: str) -> str:
-    try:
-        base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise PydanticCustomError("invalid_value", "Invalid base64 audio data") from None
-    return value
-
-
-Base64 = Annotated[str, Field(max_length=MAX_EVENT_BYTES)]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Conversation items
-
-
-class InputText(WireModel):
-    type: Literal["input_text"] = "input_text"
-    text: str
-
-
-class InputAudio(WireModel):
-    _keep_null = frozenset({"transcript"})
-
-    type: Literal["input_audio"] = "input_audio"
-    audio: Base64 | None = None
-    transcript: str | None = None
-
-    @field_validator("audio")
-    @classmethod
-    def _audio(cls, v: str | None) -> str | None:
-        return None if v is None else _b64(v)
-
-
-class OutputText(WireModel):
-    type: Literal["output_text"] = "output_text"
-    text: str
-
-
-class OutputAudio(WireModel):
-    type: Literal["output_audio"] = "output_audio"
-    audio: Base64 | None = None
-    transcript: str | None = None
-
-    @field_validator("audio")
-    @classmethod
-    def _audio(cls, v: str | None) -> str | None:
-        return None if v is None else _b64(v)
-
-
-ContentPart = Annotated[InputText | InputAudio | OutputText | OutputAudio, Field(discriminator="type")]
-
-_PARTS_FOR_ROLE: dict[str, frozenset[str]] = {
-    "system": frozenset({"input_text"}),
-    "user": frozenset({"input_text", "input_audio"}),
-    "assistant": frozenset({"output_text", "output_audio"}),
-}
-
-
-class _ItemBase(WireModel):
-    id: Id | None = None
-    object: Literal["realtime.item"] | None = None
-    status: ItemStatus | None = None
-
-
-class MessageItem(_ItemBase):
-    type: Literal["message"] = "message"
-    role: Literal["system", "user", "assistant"]
-    content: Annotated[list[ContentPart], Field(max_length=64)]
-
-    @field_validator("content")
-    @classmethod
-    def _parts_match_role(cls, content: list[ContentPart], info: ValidationInfo) -> list[ContentPart]:
-        role = info.data.get("role")
-        allowed = _PARTS_FOR_ROLE.get(role, frozenset()) if isinstance(role, str) else frozenset()
-        for index, part in enumerate(content):
-            if part.type not in allowed:
-                raise PydanticCustomError(
-                    "invalid_value",
-                    "content[{index}] has type '{part}', which a {role} message cannot hold; allowed: {allowed}",
-                    {"index": index, "part": part.type, "role": role, "allowed": ", ".join(sorted(allowed))},
-                )
-        return content
-
-
-class FunctionCallItem(_ItemBase):
-    type: Literal["function_call"] = "function_call"
-    name: Annotated[str, Field(max_length=64)]
-    arguments: str
-    call_id: Id | None = None
-
-
-class FunctionCallOutputItem(_ItemBase):
-    type: Literal["function_call_output"] = "function_call_output"
-    call_id: Id
-    output: str
-
-
-Item = Annotated[MessageItem | FunctionCallItem | FunctionCallOutputItem, Field(discriminator="type")]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Client events
-
-
-class _ClientEvent(WireModel):
-    event_id: ClientEventId | None = None
-
-
-class SessionUpdateEvent(_ClientEvent):
-    type: Literal["session.update"] = "session.update"
-    session: SessionUpdate
-
-
-class InputAudioBufferAppendEvent(_ClientEvent):
-    type: Literal["input_audio_buffer.append"] = "input_audio_buffer.append"
-    audio: Base64
-
-    @field_validator("audio")
-    @classmethod
-    def _audio(cls, v: str) -> str:
-        return _b64(v)
-
-    def audio_bytes(self) -> bytes:
-        """The decoded audio, in the session's input format."""
-        return base64.b64decode(self.audio)
-
-
-class InputAudioBufferCommitEvent(_ClientEvent):
-    type: Literal["input_audio_buffer.commit"] = "input_audio_buffer.commit"
-
-
-class InputAudioBufferClearEvent(_ClientEvent):
-    type: Literal["input_audio_buffer.clear"] = "input_audio_buffer.clear"
-
-
-class ConversationItemCreateEvent(_ClientEvent):
-    type: Literal["conversation.item.create"] = "conversation.item.create"
-    item: Item
-    previous_item_id: Id | None = None
-
-
-class ConversationItemDeleteEvent(_ClientEvent):
-    type: Literal["conversation.item.delete"] = "conversation.item.delete"
-    item_id: Id
-
-
-class ConversationItemRetrieveEvent(_ClientEvent):
-    type: Literal["conversation.item.retrieve"] = "conversation.item.retrieve"
-    item_id: Id
-
-
-class ConversationItemTruncateEvent(_ClientEvent):
-    type: Literal["conversation.item.truncate"] = "conversation.item.truncate"
-    item_id: Id
-    content_index: Index
-    audio_end_ms: Millis
-
-
-class ResponseAudioOutputParams(WireModel):
-    format: AudioFormat | None = None
-    voice: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-
-
-class ResponseAudioParams(WireModel):
-    output: ResponseAudioOutputParams | None = None
-
-
-Metadata = Annotated[
-    dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]], Field(max_length=16)
-]
-
-
-class ResponseCreateParams(WireModel):
-    """The ``response`` object of ``response.create``: per-response overrides of the session."""
-
-    conversation: Literal["auto", "none"] | None = None
-    input: Annotated[list[Item], Field(max_length=256)] | None = None
-    instructions: Annotated[str, Field(max_length=131_072)] | None = None
-    output_modalities: OutputModalities | None = None
-    max_output_tokens: MaxOutputTokens | None = None
-    metadata: Metadata | None = None
-    audio: ResponseAudioParams | None = None
-    tools: Annotated[list[FunctionTool], Field(max_length=128)] | None = None
-    tool_choice: ToolChoice | None = None
-    prompt: PromptRef | None = None
-
-    @field_validator("output_modalities")
-    @classmethod
-    def _modalities(cls, v: list[str] | None) -> list[str] | None:
-        return check_modalities(v)
-
-    @field_validator("tools", mode="before")
-    @classmethod
-    def _tools(cls, v: Any) -> Any:
-        return check_tools(v)
-
-
-class ResponseCreateEvent(_ClientEvent):
-    type: Literal["response.create"] = "response.create"
-    response: ResponseCreateParams | None = None
-
-
-class ResponseCancelEvent(_ClientEvent):
-    type: Literal["response.cancel"] = "response.cancel"
-    response_id: Id | None = None
-
-
-class OutputAudioBufferClearEvent(_ClientEvent):
-    type: Literal["output_audio_buffer.clear"] = "output_audio_buffer.clear"
-
-
-ClientEvent = (
-    SessionUpdateEvent
-    | InputAudioBufferAppendEvent
-    | InputAudioBufferCommitEvent
-    | InputAudioBufferClearEvent
-    | ConversationItemCreateEvent
-    | ConversationItemDeleteEvent
-    | ConversationItemRetrieveEvent
-    | ConversationItemTruncateEvent
-    | ResponseCreateEvent
-    | ResponseCancelEvent
-    | OutputAudioBufferClearEvent
-)
-
-CLIENT_EVENTS: dict[str, type[_ClientEvent]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (
-        SessionUpdateEvent,
-        InputAudioBufferAppendEvent,
-        InputAudioBufferCommitEvent,
-        InputAudioBufferClearEvent,
-        ConversationItemCreateEvent,
-        ConversationItemDeleteEvent,
-        ConversationItemRetrieveEvent,
-        ConversationItemTruncateEvent,
-        ResponseCreateEvent,
-        ResponseCancelEvent,
-        OutputAudioBufferClearEvent,
-    )
-}
-
-#: Client events that concern audio buffers and go to the audio layer, not the conversation.
-AUDIO_CLIENT_EVENTS = frozenset(
-    {
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "output_audio_buffer.clear",
-    }
-)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Server events
-
-
-class _ServerEvent(WireModel):
-    event_id: str
-
-
-class ErrorDetail(WireModel):
-    _keep_null = frozenset({"code", "param", "event_id"})
-
-    type: str
-    code: str | None = None
-    message: str
-    param: str | None = None
-    event_id: str | None = None
-
-
-class ErrorEvent(_ServerEvent):
-    type: Literal["error"] = "error"
-    error: ErrorDetail
-
-
-class SessionCreatedEvent(_ServerEvent):
-    type: Literal["session.created"] = "session.created"
-    session: Session
-
-
-class SessionUpdatedEvent(_ServerEvent):
-    type: Literal["session.updated"] = "session.updated"
-    session: Session
-
-
-class InputAudioBufferSpeechStartedEvent(_ServerEvent):
-    type: Literal["input_audio_buffer.speech_started"] = "input_audio_buffer.speech_started"
-    audio_start_ms: Millis
-    item_id: str
-
-
-class InputAudioBufferSpeechStoppedEvent(_ServerEvent):
-    type: Literal["input_audio_buffer.speech_stopped"] = "input_audio_buffer.speech_stopped"
-    audio_end_ms: Millis
-    item_id: str
-
-
-class InputAudioBufferCommittedEvent(_ServerEvent):
-    _keep_null = frozenset({"previous_item_id"})
-
-    type: Literal["input_audio_buffer.committed"] = "input_audio_buffer.committed"
-    item_id: str
-    previous_item_id: str | None = None
-
-
-class InputAudioBufferClearedEvent(_ServerEvent):
-    type: Literal["input_audio_buffer.cleared"] = "input_audio_buffer.cleared"
-
-
-class InputAudioBufferTimeoutTriggeredEvent(_ServerEvent):
-    type: Literal["input_audio_buffer.timeout_triggered"] = "input_audio_buffer.timeout_triggered"
-    audio_start_ms: Millis
-    audio_end_ms: Millis
-    item_id: str
-
-
-class ConversationItemAddedEvent(_ServerEvent):
-    _keep_null = frozenset({"previous_item_id"})
-
-    type: Literal["conversation.item.added"] = "conversation.item.added"
-    item: Item
-    previous_item_id: str | None = None
-
-
-class ConversationItemDoneEvent(_ServerEvent):
-    _keep_null = frozenset({"previous_item_id"})
-
-    type: Literal["conversation.item.done"] = "conversation.item.done"
-    item: Item
-    previous_item_id: str | None = None
-
-
-class ConversationItemDeletedEvent(_ServerEvent):
-    type: Literal["conversation.item.deleted"] = "conversation.item.deleted"
-    item_id: str
-
-
-class ConversationItemRetrievedEvent(_ServerEvent):
-    type: Literal["conversation.item.retrieved"] = "conversation.item.retrieved"
-    item: Item
-
-
-class ConversationItemTruncatedEvent(_ServerEvent):
-    type: Literal["conversation.item.truncated"] = "conversation.item.truncated"
-    item_id: str
-    content_index: Index
-    audio_end_ms: Millis
-
-
-class InputAudioTranscriptionDeltaEvent(_ServerEvent):
-    type: Literal["conversation.item.input_audio_transcription.delta"] = (
-        "conversation.item.input_audio_transcription.delta"
-    )
-    item_id: str
-    content_index: Index = 0
-    delta: str
-
-
-class TranscriptionUsageDuration(WireModel):
-    type: Literal["duration"] = "duration"
-    seconds: float
-
-
-class InputAudioTranscriptionCompletedEvent(_ServerEvent):
-    type: Literal["conversation.item.input_audio_transcription.completed"] = (
-        "conversation.item.input_audio_transcription.completed"
-    )
-    item_id: str
-    content_index: Index = 0
-    transcript: str
-    usage: TranscriptionUsageDuration | None = None
-
-
-class ResponseStatusError(WireModel):
-    type: str | None = None
-    code: str | None = None
-    message: str | None = None
-
-
-class ResponseStatusDetails(WireModel):
-    type: Literal["completed", "cancelled", "incomplete", "failed"] | None = None
-    reason: Literal["turn_detected", "client_cancelled", "max_output_tokens", "content_filter"] | None = None
-    error: ResponseStatusError | None = None
-
-
-class ResponseAudioOutput(WireModel):
-    format: AudioFormat | None = None
-    voice: str | None = None
-
-
-class ResponseAudio(WireModel):
-    output: ResponseAudioOutput | None = None
-
-
-class Response(WireModel):
-    """The ``realtime.response`` resource of ``response.created`` / ``response.done``."""
-
-    _keep_null = frozenset({"conversation_id", "status_details", "usage"})
-
-    object: Literal["realtime.response"] = "realtime.response"
-    id: str
-    status: Literal["in_progress", "completed", "cancelled", "failed", "incomplete"]
-    status_details: ResponseStatusDetails | None = None
-    output: list[Item] = []
-    conversation_id: str | None = None
-    output_modalities: OutputModalities | None = None
-    max_output_tokens: MaxOutputTokens | None = None
-    audio: ResponseAudio | None = None
-    metadata: dict[str, str] | None = None
-    usage: dict[str, Any] | None = None
-
-
-class ResponseCreatedEvent(_ServerEvent):
-    type: Literal["response.created"] = "response.created"
-    response: Response
-
-
-class ResponseDoneEvent(_ServerEvent):
-    type: Literal["response.done"] = "response.done"
-    response: Response
-
-
-class ResponseOutputItemAddedEvent(_ServerEvent):
-    type: Literal["response.output_item.added"] = "response.output_item.added"
-    response_id: str
-    output_index: Index
-    item: Item
-
-
-class ResponseOutputItemDoneEvent(_ServerEvent):
-    type: Literal["response.output_item.done"] = "response.output_item.done"
-    response_id: str
-    output_index: Index
-    item: Item
-
-
-class ContentPartInfo(WireModel):
-    type: Literal["text", "audio"]
-    text: str | None = None
-    audio: str | None = None
-    transcript: str | None = None
-
-
-class ResponseContentPartAddedEvent(_ServerEvent):
-    type: Literal["response.content_part.added"] = "response.content_part.added"
-    response_id: str
-    item_id: str
-    output_index: Index
-    content_index: Index
-    part: ContentPartInfo
-
-
-class ResponseContentPartDoneEvent(_ServerEvent):
-    type: Literal["response.content_part.done"] = "response.content_part.done"
-    response_id: str
-    item_id: str
-    output_index: Index
-    content_index: Index
-    part: ContentPartInfo
-
-
-class _PartEvent(_ServerEvent):
-    response_id: str
-    item_id: str
-    output_index: Index
-    content_index: Index
-
-
-class ResponseOutputAudioDeltaEvent(_PartEvent):
-    type: Literal["response.output_audio.delta"] = "response.output_audio.delta"
-    delta: str
-
-
-class ResponseOutputAudioDoneEvent(_PartEvent):
-    type: Literal["response.output_audio.done"] = "response.output_audio.done"
-
-
-class ResponseOutputAudioTranscriptDeltaEvent(_PartEvent):
-    type: Literal["response.output_audio_transcript.delta"] = "response.output_audio_transcript.delta"
-    delta: str
-
-
-class ResponseOutputAudioTranscriptDoneEvent(_PartEvent):
-    type: Literal["response.output_audio_transcript.done"] = "response.output_audio_transcript.done"
-    transcript: str
-
-
-class ResponseOutputTextDeltaEvent(_PartEvent):
-    type: Literal["response.output_text.delta"] = "response.output_text.delta"
-    delta: str
-
-
-class ResponseOutputTextDoneEvent(_PartEvent):
-    type: Literal["response.output_text.done"] = "response.output_text.done"
-    text: str
-
-
-class OutputAudioBufferStartedEvent(_ServerEvent):
-    type: Literal["output_audio_buffer.started"] = "output_audio_buffer.started"
-    response_id: str
-
-
-class OutputAudioBufferStoppedEvent(_ServerEvent):
-    type: Literal["output_audio_buffer.stopped"] = "output_audio_buffer.stopped"
-    response_id: str
-
-
-class OutputAudioBufferClearedEvent(_ServerEvent):
-    type: Literal["output_audio_buffer.cleared"] = "output_audio_buffer.cleared"
-    response_id: str
-
-
-class RateLimit(WireModel):
-    name: Literal["requests", "tokens"] | None = None
-    limit: int | None = None
-    remaining: int | None = None
-    reset_seconds: float | None = None
-
-
-class RateLimitsUpdatedEvent(_ServerEvent):
-    type: Literal["rate_limits.updated"] = "rate_limits.updated"
-    rate_limits: list[RateLimit]
-
-
-ServerEvent = (
-    ErrorEvent
-    | SessionCreatedEvent
-    | SessionUpdatedEvent
-    | InputAudioBufferSpeechStartedEvent
-    | InputAudioBufferSpeechStoppedEvent
-    | InputAudioBufferCommittedEvent
-    | InputAudioBufferClearedEvent
-    | InputAudioBufferTimeoutTriggeredEvent
-    | ConversationItemAddedEvent
-    | ConversationItemDoneEvent
-    | ConversationItemDeletedEvent
-    | ConversationItemRetrievedEvent
-    | ConversationItemTruncatedEvent
-    | InputAudioTranscriptionDeltaEvent
-    | InputAudioTranscriptionCompletedEvent
-    | ResponseCreatedEvent
-    | ResponseDoneEvent
-    | ResponseOutputItemAddedEvent
-    | ResponseOutputItemDoneEvent
-    | ResponseContentPartAddedEvent
-    | ResponseContentPartDoneEvent
-    | ResponseOutputAudioDeltaEvent
-    | ResponseOutputAudioDoneEvent
-    | ResponseOutputAudioTranscriptDeltaEvent
-    | ResponseOutputAudioTranscriptDoneEvent
-    | ResponseOutputTextDeltaEvent
-    | ResponseOutputTextDoneEvent
-    | OutputAudioBufferStartedEvent
-    | OutputAudioBufferStoppedEvent
-    | OutputAudioBufferClearedEvent
-    | RateLimitsUpdatedEvent
-)
-
-SERVER_EVENTS: dict[str, type[_ServerEvent]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (
-        ErrorEvent,
-        SessionCreatedEvent,
-        SessionUpdatedEvent,
-        InputAudioBufferSpeechStartedEvent,
-        InputAudioBufferSpeechStoppedEvent,
-        InputAudioBufferCommittedEvent,
-        InputAudioBufferClearedEvent,
-        InputAudioBufferTimeoutTriggeredEvent,
-        ConversationItemAddedEvent,
-        ConversationItemDoneEvent,
-        ConversationItemDeletedEvent,
-        ConversationItemRetrievedEvent,
-        ConversationItemTruncatedEvent,
-        InputAudioTranscriptionDeltaEvent,
-        InputAudioTranscriptionCompletedEvent,
-        ResponseCreatedEvent,
-        ResponseDoneEvent,
-        ResponseOutputItemAddedEvent,
-        ResponseOutputItemDoneEvent,
-        ResponseContentPartAddedEvent,
-        ResponseContentPartDoneEvent,
-        ResponseOutputAudioDeltaEvent,
-        ResponseOutputAudioDoneEvent,
-        ResponseOutputAudioTranscriptDeltaEvent,
-        ResponseOutputAudioTranscriptDoneEvent,
-        ResponseOutputTextDeltaEvent,
-        ResponseOutputTextDoneEvent,
-        OutputAudioBufferStartedEvent,
-        OutputAudioBufferStoppedEvent,
-        OutputAudioBufferClearedEvent,
-        RateLimitsUpdatedEvent,
-    )
-}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -763,7 +229,7 @@ def parse_client_event(text: str | bytes, *, max_bytes: int = MAX_EVENT_BYTES) -
     """Validate one client event. Raises :class:`EventError` and nothing else."""
     data = _load_object(text, max_bytes, "Event")
     raw_id = data.get("event_id")
-    event_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= _MAX_EVENT_ID else None
+    event_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= MAX_CLIENT_EVENT_ID else None
     kind = data.get("type")
     if kind is None:
         raise EventError(
@@ -967,3 +433,89 @@ def _translate(exc: ValidationError, data: dict[str, Any], event_id: str | None)
     if etype in ("invalid_value", "unsupported_value"):  # raised by our own validators
         return EventError(etype, f"Invalid '{name}': {str(err['msg']).rstrip('.')}.", event_id, param)
     return EventError("invalid_value", f"Invalid '{name}': {_clip(err['msg'], 200)}.", event_id, param)
+
+
+__all__ = [
+    "AUDIO_CLIENT_EVENTS",
+    "Base64",
+    "CLIENT_EVENTS",
+    "ClientEvent",
+    "ClientEventId",
+    "ContentPart",
+    "ContentPartInfo",
+    "ConversationItemAddedEvent",
+    "ConversationItemCreateEvent",
+    "ConversationItemDeleteEvent",
+    "ConversationItemDeletedEvent",
+    "ConversationItemDoneEvent",
+    "ConversationItemRetrieveEvent",
+    "ConversationItemRetrievedEvent",
+    "ConversationItemTruncateEvent",
+    "ConversationItemTruncatedEvent",
+    "ErrorDetail",
+    "ErrorEvent",
+    "EventError",
+    "FunctionCallItem",
+    "FunctionCallOutputItem",
+    "Id",
+    "Index",
+    "InputAudio",
+    "InputAudioBufferAppendEvent",
+    "InputAudioBufferClearEvent",
+    "InputAudioBufferClearedEvent",
+    "InputAudioBufferCommitEvent",
+    "InputAudioBufferCommittedEvent",
+    "InputAudioBufferSpeechStartedEvent",
+    "InputAudioBufferSpeechStoppedEvent",
+    "InputAudioBufferTimeoutTriggeredEvent",
+    "InputAudioTranscriptionCompletedEvent",
+    "InputAudioTranscriptionDeltaEvent",
+    "InputText",
+    "Item",
+    "ItemStatus",
+    "MAX_EVENT_BYTES",
+    "MAX_ID_LENGTH",
+    "MessageItem",
+    "Metadata",
+    "Millis",
+    "OutputAudio",
+    "OutputAudioBufferClearEvent",
+    "OutputAudioBufferClearedEvent",
+    "OutputAudioBufferStartedEvent",
+    "OutputAudioBufferStoppedEvent",
+    "OutputText",
+    "RateLimit",
+    "RateLimitsUpdatedEvent",
+    "Response",
+    "ResponseAudio",
+    "ResponseAudioOutput",
+    "ResponseAudioOutputParams",
+    "ResponseAudioParams",
+    "ResponseCancelEvent",
+    "ResponseContentPartAddedEvent",
+    "ResponseContentPartDoneEvent",
+    "ResponseCreateEvent",
+    "ResponseCreateParams",
+    "ResponseCreatedEvent",
+    "ResponseDoneEvent",
+    "ResponseOutputAudioDeltaEvent",
+    "ResponseOutputAudioDoneEvent",
+    "ResponseOutputAudioTranscriptDeltaEvent",
+    "ResponseOutputAudioTranscriptDoneEvent",
+    "ResponseOutputItemAddedEvent",
+    "ResponseOutputItemDoneEvent",
+    "ResponseOutputTextDeltaEvent",
+    "ResponseOutputTextDoneEvent",
+    "ResponseStatusDetails",
+    "ResponseStatusError",
+    "SERVER_EVENTS",
+    "ServerEvent",
+    "SessionCreatedEvent",
+    "SessionUpdateEvent",
+    "SessionUpdatedEvent",
+    "TranscriptionUsageDuration",
+    "parse_client_event",
+    "parse_server_event",
+    "serialize_client_event",
+    "serialize_server_event",
+]
