@@ -355,7 +355,7 @@ def test_a_16_khz_agent_is_resampled_both_ways() -> None:
     run(main)
 
 
-def test_server_vad_speech_and_late_interruptions(caplog: pytest.LogCaptureFixture) -> None:
+def test_server_vad_speech_is_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
         async with bridge() as (server, session):
             user = speech(0.3)
@@ -366,18 +366,126 @@ def test_server_vad_speech_and_late_interruptions(caplog: pytest.LogCaptureFixtu
                     event_id="event_vad", audio_start_ms=1234, item_id="item_v"
                 )
             )
-            await collect(session, Turn(audio=user, sample_rate=RATE, item_id="i1"))  # after it on the socket
+            outputs = await collect(session, Turn(audio=user, sample_rate=RATE, item_id="i1"))  # after it
             assert any("1234 ms" in r.getMessage() and "VAD" in r.getMessage() for r in caplog.records)
-
-            # Barge-in after generation ended, reported by the gateway: the item is truncated.
-            session.interrupted(120)
-            await server.until(lambda: bool(server.sent_of_type("conversation.item.truncated")))
-            truncate = server.of_type("conversation.item.truncate")[0]
-            item_id = server.sent_of_type("response.output_audio.delta")[0].item_id  # type: ignore[attr-defined]
-            assert (truncate.item_id, truncate.audio_end_ms) == (item_id, 120)  # type: ignore[attr-defined]
+            assert np.array_equal(audio_of(outputs), user)
 
     with caplog.at_level(logging.INFO, logger="voxwire.agent.realtime_ws"):
         run(main)
+
+
+def test_a_barge_in_after_generation_ended_truncates_the_item_upstream() -> None:
+    """The response finished generating and is still playing out when the user talks over it: the
+    gateway reports what was heard, and the server's item is cut to that (no cancel: nothing runs)."""
+
+    async def main() -> None:
+        async with bridge() as (server, session):
+            user = speech(1.0)
+            feed(session, user)
+            turn = Turn(audio=user, sample_rate=RATE, item_id="i1", response_id="resp_local1")
+            outputs = await collect(session, turn)
+            assert len(audio_of(outputs)) == RATE
+            assert server.sent_of_type("response.done")[0].response.status == "completed"  # type: ignore[attr-defined]
+
+            session.interrupted("resp_not_ours", 100)
+            session.interrupted("resp_local1", 420)
+            await server.until(lambda: bool(server.sent_of_type("conversation.item.truncated")))
+            (truncate,) = server.of_type("conversation.item.truncate")
+            item_id = server.sent_of_type("response.output_audio.delta")[0].item_id  # type: ignore[attr-defined]
+            assert (truncate.item_id, truncate.content_index, truncate.audio_end_ms) == (item_id, 0, 420)  # type: ignore[attr-defined]
+            assert "response.cancel" not in server.types()
+
+            # Once per response; interrupts go ahead of the next turn, so by its answer any
+            # duplicate would have arrived.
+            session.interrupted("resp_local1", 500)
+            feed(session, user)
+            await collect(
+                session, Turn(audio=user, sample_rate=RATE, item_id="i2", response_id="resp_local2")
+            )
+            assert server.types().count("conversation.item.truncate") == 1
+
+            # Never past the audio the server produced.
+            session.interrupted("resp_local2", 1020)
+            await server.until(lambda: len(server.sent_of_type("conversation.item.truncated")) == 2)
+            assert server.of_type("conversation.item.truncate")[1].audio_end_ms == 1000  # type: ignore[attr-defined]
+            assert not server.sent_of_type("error")
+
+    run(main)
+
+
+def test_a_barge_in_while_generating_cancels_and_truncates_once_whatever_the_order() -> None:
+    async def main() -> None:
+        async with bridge() as (server, session):
+            server.paced, server.tone_hz, server.tone_seconds = True, 200.0, 3.0
+            user = speech(0.3)
+
+            async def start(response_id: str, item_id: str) -> asyncio.Task[None]:
+                feed(session, user)
+                three = asyncio.Event()
+
+                async def consume() -> None:
+                    produced = 0
+                    async for output in session.respond(
+                        Turn(audio=user, sample_rate=RATE, item_id=item_id, response_id=response_id)
+                    ):
+                        produced += isinstance(output, AudioOut)
+                        if produced == 3:
+                            three.set()
+
+                task = asyncio.get_running_loop().create_task(consume())
+                await three.wait()
+                return task
+
+            # The gateway's order: the hook with the audio heard, then the generator cancelled.
+            task = await start("resp_a", "i1")
+            session.interrupted("resp_a", 250)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await server.until(lambda: bool(server.sent_of_type("conversation.item.truncated")))
+            response_a = server.sent_of_type("response.created")[0].response.id  # type: ignore[attr-defined]
+            assert [e.response_id for e in server.of_type("response.cancel")] == [response_a]  # type: ignore[attr-defined]
+            (truncate,) = server.of_type("conversation.item.truncate")
+            assert truncate.audio_end_ms == 250  # type: ignore[attr-defined]  # the gateway's figure
+
+            # The other order: the cancellation's estimate goes up; the late hook adds nothing.
+            task = await start("resp_b", "i2")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            session.interrupted("resp_b", 250)
+            await server.until(lambda: len(server.sent_of_type("conversation.item.truncated")) == 2)
+            server.paced, server.tone_hz = False, None
+            await collect(session, Turn(audio=user, sample_rate=RATE, item_id="i3"))  # flushes the writer
+            assert server.types().count("response.cancel") == 2
+            assert server.types().count("conversation.item.truncate") == 2
+            assert not server.sent_of_type("error")
+
+    run(main)
+
+
+def test_no_truncation_goes_to_a_connection_that_never_saw_the_response() -> None:
+    async def main() -> None:
+        async with bridge() as (server, session):
+            user = speech(0.5)
+            feed(session, user)
+            await collect(session, Turn(audio=user, sample_rate=RATE, item_id="i1", response_id="resp_1"))
+            server.drop_next_response(after_deltas=2)
+            feed(session, user)
+            with pytest.raises(AgentError, match="closed the connection"):
+                await collect(session, Turn(audio=user, sample_rate=RATE, item_id="i2", response_id="resp_2"))
+            feed(session, user)
+            await collect(session, Turn(audio=user, sample_rate=RATE, item_id="i3", response_id="resp_3"))
+            assert server.connections == 2
+            # Their WebSocket is gone, and the new server session never saw them: nothing to tell.
+            session.interrupted("resp_1", 300)
+            session.interrupted("resp_2", 100)
+            feed(session, user)
+            await collect(session, Turn(audio=user, sample_rate=RATE, item_id="i4"))  # flushes the writer
+            assert "conversation.item.truncate" not in server.types()
+            assert "response.cancel" not in server.types()
+
+    run(main)
 
 
 def test_from_environment() -> None:

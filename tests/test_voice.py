@@ -9,12 +9,12 @@ import json
 
 import numpy as np
 
-from voxwire.agent.base import Turn
+from voxwire.agent.base import AudioOut, Turn
 from voxwire.agent.echo import EchoAgent
 from voxwire.agent.turns import SpeechStarted, SpeechStopped, TurnCommitted
 from voxwire.media.pipeline import MediaConfig, OutboundAudio
 from voxwire.realtime.conversation import Conversation, counter_ids
-from voxwire.voice.session import CancelResponse, StartResponse, VoiceSession
+from voxwire.voice.session import CancelResponse, ResponseInterrupted, StartResponse, VoiceSession
 
 RATE = 24_000
 
@@ -127,6 +127,42 @@ def test_barge_in_by_response_cancel_truncates_to_what_was_heard():
     assert error["error"]["code"] == "response_cancel_not_active"
 
 
+def test_the_agent_hears_what_was_heard_of_a_response_cut_short_after_generating():
+    h = Harness()
+    h.send(type="session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+    h.send(type="input_audio_buffer.append", audio=b64(tone(2.0)))
+    h.send(type="input_audio_buffer.commit")
+    h.send(type="response.create")
+    (start,) = h.run_commands()  # the echo answers in full: generation has ended
+    assert start.turn.response_id == start.response_id
+    assert h.tick(0.3) == 15
+    h.send(type="output_audio_buffer.clear")
+    assert h.run_commands() == [ResponseInterrupted(start.response_id, 300)]  # no generator to cancel
+    h.send(type="output_audio_buffer.clear")  # nothing is playing any more
+    assert h.run_commands() == []
+
+
+def test_the_agent_hears_of_a_barge_in_before_its_generator_is_cancelled():
+    h = Harness()
+    h.send(type="session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+    h.send(type="input_audio_buffer.append", audio=b64(tone(0.5)))
+    h.send(type="input_audio_buffer.commit")
+    h.send(type="response.create")
+    (start,) = [c for c in iter(h.voice.poll_command, None)]
+    h.voice.on_agent_output(start.response_id, AudioOut(tone(1.0)))  # still generating
+    assert h.tick(0.2) == 10
+    h.send(type="response.cancel")
+    assert h.run_commands() == [
+        ResponseInterrupted(start.response_id, 200),
+        CancelResponse(start.response_id),
+    ]
+    # Cut short before a frame left: the agent hears 0 ms.
+    h.send(type="response.create")
+    (start,) = [c for c in iter(h.voice.poll_command, None)]
+    h.send(type="response.cancel")
+    assert h.run_commands() == [ResponseInterrupted(start.response_id, 0), CancelResponse(start.response_id)]
+
+
 def test_bad_events_get_errors_and_the_session_stays_up():
     h = Harness()
     h.events()
@@ -197,7 +233,8 @@ def test_server_vad_turn_creates_a_response_and_speech_interrupts_it():
     ]
     assert events[2]["audio_end_ms"] == 400
     assert h.tick(0.5) == 0
-    assert not any(isinstance(c, CancelResponse) for c in h.run_commands())  # generation had finished
+    (command,) = h.run_commands()  # generation had finished: nothing to cancel
+    assert isinstance(command, ResponseInterrupted) and command.audio_end_ms == 400
 
 
 def test_turn_carries_history_and_instructions():

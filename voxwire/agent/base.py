@@ -53,6 +53,8 @@ class Turn:
     history: Sequence[Message] = field(default_factory=tuple)
     #: The user's words when the gateway (or the client) already transcribed them.
     transcript: str | None = None
+    #: The gateway's id of the response answering this turn (what ``interrupted`` names).
+    response_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,22 @@ class CallContext(Protocol):
 
 
 class AgentSession(Protocol):
+    """One call's agent. Besides the methods below, a session may define these optional hooks (the
+    call looks them up once, when the session starts):
+
+    ``on_packet(payload: bytes, rtp_timestamp: int) -> None``
+        Take the caller's Opus packets as they arrive, undecoded, instead of ``on_audio``
+        (``passthrough``).
+
+    ``interrupted(response_id: str, audio_end_ms: int) -> None``
+        The playback of the response answering ``Turn.response_id`` was cut short (the user spoke
+        over it, or the client sent ``response.cancel`` / ``output_audio_buffer.clear``) after
+        ``audio_end_ms`` of its audio reached the user (0 when none did). Called whether or not the
+        response's generator still runs; when it does, the generator is cancelled as well, in
+        either order. Must not block. A session whose model server keeps the conversation
+        (``realtime-ws``) truncates the assistant's item there to the audio actually heard.
+    """
+
     def on_audio(self, pcm: Pcm, now: float) -> None:
         """Every input audio frame, in order, losses concealed. Must not block."""
 

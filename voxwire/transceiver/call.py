@@ -26,7 +26,7 @@ from voxwire.proto import sctp
 from voxwire.proto.datachannel import ChannelClosed, ChannelMessage, ChannelOpen, DataChannelManager
 from voxwire.proto.session import AudioPacket, Closed, Connected, DataReceived, Session
 from voxwire.realtime.conversation import Conversation, random_ids
-from voxwire.voice.session import Command, TurnDetectorFactory, VoiceSession
+from voxwire.voice.session import Command, ResponseInterrupted, TurnDetectorFactory, VoiceSession
 from voxwire.wire.types import Address
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ class Call:
         #: An agent session with ``on_packet(payload, rtp_timestamp)`` takes the caller's Opus
         #: packets as they arrive, undecoded (``passthrough``); the others get decoded PCM.
         self._on_packet: Callable[[bytes, int], None] | None = getattr(self.agent_session, "on_packet", None)
+        #: Told at once when a response's playback is cut short (``AgentSession.interrupted``).
+        self._on_interrupted: Callable[[str, int], None] | None = getattr(
+            self.agent_session, "interrupted", None
+        )
         self.close_reason: str | None = None
         self._commands: deque[Command] = deque()
         self._events_channel: int | None = None
@@ -168,7 +172,10 @@ class Call:
         client's event channel. Call after feeding the voice layer from outside (agent output)."""
         voice = self.voice
         while (command := voice.poll_command()) is not None:
-            self._commands.append(command)
+            if not isinstance(command, ResponseInterrupted):
+                self._commands.append(command)
+            elif self._on_interrupted is not None:
+                self._on_interrupted(command.response_id, command.audio_end_ms)
         if self._commands and self.on_command is not None:
             self.on_command(self)
         if self._send_server_events(now):

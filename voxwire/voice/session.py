@@ -24,7 +24,10 @@ exactly the audio the user heard (RTP frames sent), never what was merely genera
 every queued output frame is dropped at once (nothing more leaves after the current 20 ms tick),
 the agent's generator is cancelled, the assistant item is truncated to the audio sent, and
 ``output_audio_buffer.cleared``, ``conversation.item.truncated`` and ``response.done`` (cancelled)
-go to the client. Input audio and interrupts are never queued behind output.
+go to the client. The agent hears of it too, with a :class:`ResponseInterrupted` command for every
+response cut short, generating or only still playing: an agent that keeps the conversation on a
+model server (``realtime-ws``) truncates it there to the same audio. Input audio and interrupts are
+never queued behind output.
 
 Limits: the input buffer holds at most ``max_input_seconds`` (older audio is dropped and counted);
 client events are bounded by :mod:`voxwire.realtime.events`.
@@ -104,10 +107,23 @@ class StartResponse:
 
 @dataclass(frozen=True, slots=True)
 class CancelResponse:
+    """Stop the response's generator (barge-in while it still runs)."""
+
     response_id: str
 
 
-Command = StartResponse | CancelResponse
+@dataclass(frozen=True, slots=True)
+class ResponseInterrupted:
+    """The response's playback was cut short after ``audio_end_ms`` of its audio left (what the
+    user heard; 0 when none did), whether or not its generator still runs. Comes before the
+    response's :class:`CancelResponse`, if any; the call hands it to the agent session's optional
+    ``interrupted`` hook (:class:`~voxwire.agent.base.AgentSession`)."""
+
+    response_id: str
+    audio_end_ms: int
+
+
+Command = StartResponse | CancelResponse | ResponseInterrupted
 
 
 @dataclass
@@ -352,6 +368,7 @@ class VoiceSession:
             audio=self._last_turn,
             sample_rate=self.sample_rate,
             item_id=self._last_user_item(),
+            response_id=response_id,
             instructions=(params.instructions if params and params.instructions else session.instructions) or "",
             history=tuple(self._history()),
         )
@@ -375,12 +392,13 @@ class VoiceSession:
         for response in list(self._responses.values()):
             if response.started_playing or dropped:
                 self._emit(self.conversation.output_audio_cleared(response.id))
+            heard_ms = response.frames_sent * FRAME_MS
             if response.item_id is not None and response.started_playing:
-                heard_ms = response.frames_sent * FRAME_MS
                 try:
                     self._emit(self.conversation.truncate_item(response.item_id, 0, heard_ms))
                 except EventError:
                     self._count("truncate_refused")
+            self._commands.append(ResponseInterrupted(response.id, heard_ms))
             if response.generating and cancel:
                 response.generating = False
                 self._commands.append(CancelResponse(response.id))
@@ -407,6 +425,7 @@ def _text_of(part: object) -> str:
 __all__ = [
     "CancelResponse",
     "Command",
+    "ResponseInterrupted",
     "SpeechStarted",
     "SpeechStopped",
     "StartResponse",
