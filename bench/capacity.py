@@ -5,7 +5,8 @@ Run inside a loopback-only network namespace (needs matplotlib in the venv for t
     scripts/netns-run.sh .venv/bin/python bench/capacity.py [--quick] [--nice -10] [--complexity 1]
 
 (``--nice``: the server and the generator run ahead of other work, in a scheduling autogroup of
-their own; ``--complexity N`` adds an experiment: voxwire echo with that Opus encoder complexity.)
+their own; ``--complexity N`` adds an experiment: voxwire echo with its Opus encoder complexity fixed at N
+rather than stepping down from 5 to 1 under load.)
 
 The server runs in its own process pinned to core 0 (``taskset -c 0``); this process is the load
 generator (:mod:`voxwire.loadgen`) pinned to core 1. Three servers, one after the other:
@@ -76,25 +77,6 @@ NICE = 0  # --nice: both processes' niceness (negative: ahead of other work on s
 SERVER_CORE = 0
 LOADGEN_CORE = 1
 NO_VAD = {"audio": {"input": {"turn_detection": None}}}
-#: `voxwire serve` with the passthrough agent registered when voxwire.agent does not list it yet.
-LAUNCH = (
-    "import sys\n"
-    "from voxwire.agent import AGENTS\n"
-    "from voxwire.agent.passthrough import PassthroughAgent\n"
-    "AGENTS.setdefault('passthrough', PassthroughAgent)\n"
-    "import os\n"
-    "if os.environ.get('VOXWIRE_BENCH_OPUS_COMPLEXITY'):\n"  # bench-only experiment: encoder complexity
-    "    from voxwire.media import opus\n"
-    "    _init = opus.OpusEncoder.__init__\n"
-    "    def _patched(self, *a, **k):\n"
-    "        k.setdefault('complexity', int(os.environ['VOXWIRE_BENCH_OPUS_COMPLEXITY']))\n"
-    "        _init(self, *a, **k)\n"
-    "    opus.OpusEncoder.__init__ = _patched\n"
-    "from voxwire.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
-
-
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -104,7 +86,8 @@ class Target:
     levels: tuple[int, ...] = ()
     ramp_rate: float = 40.0
     mem_calls: int = 200
-    #: Opus encoder complexity forced on the server (an experiment; None: voxwire's default).
+    #: Opus encoder complexity fixed on the server (an experiment; None: voxwire's default, which
+    #: steps down under load).
     complexity: int | None = None
 
 
@@ -161,14 +144,14 @@ def server(target: Target, log_dir: Path) -> Iterator[tuple[str, int]]:
     """Start the target's server pinned to the server core; yields (url, pid)."""
     port = free_port()
     if target.kind == "voxwire":
-        cmd = [sys.executable, "-c", LAUNCH, "serve", "--http-port", str(port), "--udp-port",
+        cmd = [sys.executable, "-m", "voxwire", "serve", "--http-port", str(port), "--udp-port",
                str(free_port(socket.SOCK_DGRAM)), "--agent", target.agent, "--max-calls", "5000",
                "--log-level", "warning"]
+        if target.complexity is not None:
+            cmd += ["--opus-complexity", str(target.complexity), "--opus-complexity-under-load", str(target.complexity)]
     else:
         cmd = [sys.executable, str(REPO / "bench" / "baseline" / "aiortc_echo.py"), "--port", str(port)]
     env = dict(os.environ)
-    if target.complexity is not None:
-        env["VOXWIRE_BENCH_OPUS_COMPLEXITY"] = str(target.complexity)
     log = open(log_dir / f"{target.name.replace(' ', '_')}-{port}.log", "wb")
     prefix = ["nice", "-n", str(NICE)] if NICE else []
     proc = subprocess.Popen([*prefix, "taskset", "-c", str(SERVER_CORE), *cmd], stdout=log, stderr=subprocess.STDOUT,

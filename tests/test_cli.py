@@ -64,3 +64,19 @@ def test_unauthenticated_serving_only_on_loopback_or_when_forced():
     with pytest.raises(SystemExit, match="refusing"):
         auth_mode(parse(["serve", "--http-host", "0.0.0.0"]), ())
     assert auth_mode(parse(["serve", "--http-host", "0.0.0.0", "--insecure-no-auth"]), ()) == "insecure"
+
+
+def test_opus_complexity_options_reach_the_transceiver_config(monkeypatch):
+    from voxwire.cli import transceiver_config
+
+    defaults = transceiver_config(parse(["serve"]), (("127.0.0.1", 3478),)).media
+    assert (defaults.opus_complexity, defaults.opus_complexity_under_load) == (5, 1)
+    opts = parse(["serve", "--opus-complexity", "7"], monkeypatch, VOXWIRE_OPUS_COMPLEXITY_UNDER_LOAD="2")
+    media = transceiver_config(opts, advertised(opts)).media
+    assert (media.opus_complexity, media.opus_complexity_under_load) == (7, 2)
+    monkeypatch.delenv("VOXWIRE_OPUS_COMPLEXITY_UNDER_LOAD")
+    with pytest.raises(SystemExit, match="complexity"):
+        transceiver_config(parse(["serve", "--opus-complexity", "11"]), (("127.0.0.1", 3478),))
+    with pytest.raises(SystemExit, match="under_load"):
+        transceiver_config(parse(["serve", "--opus-complexity", "1", "--opus-complexity-under-load", "3"]),
+                           (("127.0.0.1", 3478),))

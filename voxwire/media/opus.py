@@ -253,6 +253,11 @@ class OpusEncoder:
     def complexity(self) -> int:
         return self._get(_GET_COMPLEXITY)
 
+    @complexity.setter
+    def complexity(self, value: int) -> None:
+        """0..10; takes effect from the next frame (no reset, no discontinuity)."""
+        self._ctl(_SET_COMPLEXITY, value)
+
     @property
     def lookahead(self) -> int:
         """Encoder delay in samples per channel at ``sample_rate`` (312 at 48 kHz in VOIP mode)."""

@@ -73,6 +73,7 @@ class PacerCounters:
     silent_ticks: int = 0  # ticks with nothing queued (timestamps consumed)
     late_ticks: int = 0  # ticks skipped because the process stalled
     cleared: int = 0  # frames dropped by clear()
+    trimmed: int = 0  # frames dropped from the head by drop_oldest() (a live stream catching up)
 
 
 class Pacer(Generic[T]):
@@ -124,6 +125,15 @@ class Pacer(Generic[T]):
         if len(self._queue) >= self.capacity:
             raise PacerFull(f"pacer holds {self.capacity} frames already")
         self._queue.append(frame)
+
+    def peek(self) -> T | None:
+        """The frame the next tick would send, or None."""
+        return self._queue[0] if self._queue else None
+
+    def drop_oldest(self) -> T:
+        """Drop the frame the next tick would send (a live stream that fell behind skips ahead)."""
+        self.counters.trimmed += 1
+        return self._queue.popleft()
 
     def clear(self) -> int:
         """Drop every queued frame (barge-in); returns how many. The next frame gets the marker."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voxwire.agent.base import Pcm
+from voxwire.media.complexity import ComplexityPolicy
 from voxwire.media.opus import OpusDecoder, OpusEncoder, OpusError
 from voxwire.media.pacer import Pacer, PacerFull
 from voxwire.media.reorder import Fec, Lost, Packet, ReorderBuffer
@@ -46,8 +47,16 @@ class MediaConfig:
     reorder_delay: float = 0.04
     #: Opus target bitrate for outbound speech (bit/s).
     bitrate: int = 32_000
-    #: Most outbound audio queued ahead of the pacer (seconds); older audio is dropped beyond.
+    #: Opus encoder complexity (0..10) while the process has room, and under load
+    #: (:mod:`voxwire.media.complexity`).
+    opus_complexity: int = 5
+    opus_complexity_under_load: int = 1
+    #: Most outbound audio queued ahead of the pacer (seconds); newer audio is dropped beyond.
     max_queued: float = 30.0
+    #: Most audio queued from a live stream outside responses (echo, pass-through), seconds. A
+    #: stream that fell behind (the process stalled, the sender burst) drops its oldest frames down
+    #: to this, so a stall costs a skip instead of adding its length to every later frame's delay.
+    max_stream_backlog: float = 0.06
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.reorder_delay <= 0.2:
@@ -56,6 +65,9 @@ class MediaConfig:
             raise ValueError(f"bitrate {self.bitrate} outside 6000..510000")
         if not 0.1 <= self.max_queued <= 600.0:
             raise ValueError(f"max_queued {self.max_queued} outside 0.1..600 s")
+        ComplexityPolicy(self.opus_complexity, self.opus_complexity_under_load)  # validates both
+        if not FRAME_SECONDS <= self.max_stream_backlog <= self.max_queued:
+            raise ValueError(f"max_stream_backlog {self.max_stream_backlog} outside {FRAME_SECONDS}..max_queued s")
 
 
 class InboundAudio:
@@ -132,12 +144,21 @@ class OutboundAudio:
     and queued, so no frame mixes two responses.
     """
 
-    def __init__(self, agent_rate: int, config: MediaConfig, initial_timestamp: int) -> None:
+    def __init__(
+        self,
+        agent_rate: int,
+        config: MediaConfig,
+        initial_timestamp: int,
+        complexity: ComplexityPolicy | None = None,
+    ) -> None:
         rate = codec_rate(agent_rate)
         self.resampler = Resampler(agent_rate, rate)
         self._rate = rate
         self._bitrate = config.bitrate
+        #: Shared by every call of a transceiver; read before each encoded frame.
+        self.complexity = complexity or ComplexityPolicy(config.opus_complexity, config.opus_complexity_under_load)
         self._encoder: OpusEncoder | None = None
+        self._encoder_complexity = -1
         self.frame_samples = round(rate * FRAME_SECONDS)
         # A queued frame is 20 ms of PCM (encoded at its tick) or an already encoded Opus payload.
         self.pacer: Pacer[tuple[Pcm | bytes, str | None]] = Pacer(
@@ -146,6 +167,7 @@ class OutboundAudio:
         self._partial = np.zeros(0, dtype=np.int16)
         self._partial_tag: str | None = None
         self._pending: dict[str | None, int] = {}  # frames queued per tag
+        self._max_stream_frames = max(1, round(config.max_stream_backlog / FRAME_SECONDS))
         self.overflow_frames = 0
 
     @property
@@ -153,8 +175,16 @@ class OutboundAudio:
         """Made on first use (~48 KB of libopus state and buffers): a call that never sends PCM
         (idle, or a pass-through agent) never pays for it."""
         if self._encoder is None:
-            self._encoder = OpusEncoder(self._rate, 1, bitrate=self._bitrate)
+            self._encoder_complexity = self.complexity.complexity
+            self._encoder = OpusEncoder(self._rate, 1, bitrate=self._bitrate, complexity=self._encoder_complexity)
         return self._encoder
+
+    def _encode(self, pcm: Pcm) -> bytes:
+        encoder = self.encoder
+        wanted = self.complexity.complexity
+        if wanted != self._encoder_complexity:
+            encoder.complexity = self._encoder_complexity = wanted
+        return encoder.encode(pcm, self.frame_samples)
 
     def start(self, now: float) -> None:
         self.pacer.start(now)
@@ -190,12 +220,26 @@ class OutboundAudio:
             self._partial = np.zeros(0, dtype=np.int16)
 
     def _push(self, frame: Pcm | bytes, tag: str | None) -> None:
+        if tag is None and self._pending.get(None, 0) >= self._max_stream_frames:
+            self._trim_stream()
         try:
             self.pacer.push((frame, tag))
         except PacerFull:
             self.overflow_frames += 1
             return
         self._pending[tag] = self._pending.get(tag, 0) + 1
+
+    def _trim_stream(self) -> None:
+        """Drop the oldest streamed frames down to the backlog limit (never a response's audio)."""
+        pacer, pending = self.pacer, self._pending
+        while pending[None] >= self._max_stream_frames and (head := pacer.peek()) is not None and head[1] is None:
+            pacer.drop_oldest()
+            pending[None] -= 1
+
+    @property
+    def stream_trimmed(self) -> int:
+        """Streamed frames dropped to keep a live stream's delay bounded."""
+        return self.pacer.counters.trimmed
 
     def queued(self, tag: str | None) -> bool:
         """Whether audio of ``tag`` still waits to be sent."""
@@ -213,11 +257,10 @@ class OutboundAudio:
 
     def due(self, now: float) -> list[SentFrame]:
         """Encode the frames due at ``now``."""
-        n = self.frame_samples
         out = []
         for f in self.pacer.handle_timeout(now):
             frame, tag = f.frame
             self._pending[tag] -= 1
-            payload = frame if isinstance(frame, bytes) else self.encoder.encode(frame, n)
+            payload = frame if isinstance(frame, bytes) else self._encode(frame)
             out.append(SentFrame(payload, f.timestamp & 0xFFFFFFFF, f.marker, tag))
         return out

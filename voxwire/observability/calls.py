@@ -253,6 +253,9 @@ class CallRecord:
             ("call", call.counters),
             ("voice", call.voice.counters),
         ]
+        outbound, pacer = call.outbound, call.outbound.pacer.counters
+        parts.append(("media", {"stream_trimmed": pacer.trimmed, "overflow": outbound.overflow_frames,
+                                "late_ticks": pacer.late_ticks, "decode_errors": call.inbound.decode_errors}))
         dtls = session.dtls.counters
         parts.append(("dtls", {"malformed": dtls.malformed, "undecryptable": dtls.undecryptable,
                                "after_close": dtls.after_close, "retransmits": dtls.retransmits,

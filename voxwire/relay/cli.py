@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from voxwire.cli import EnvDefaults, _flag
+from voxwire.cli import EnvDefaults, _flag, add_media_options
 from voxwire.relay.core import RelayConfig
 from voxwire.relay.flows import FlowTableConfig
 from voxwire.relay.loop import RelaySettings, start_worker
@@ -135,6 +135,7 @@ def add_transceiver_parser(subparsers: Any) -> argparse.ArgumentParser:
                       help="our a=setup when the client offers actpass")
     tx.add_env_option("--connect-timeout", default=30.0, type=float, help="seconds a call may take to connect")
     tx.add_env_option("--max-calls", default=1000, type=int, help="most concurrent calls")
+    add_media_options(tx)
     tx.add_env_option("--client-secret-ttl", default=600, type=int, help="lifetime of minted client secrets, s")
     tx.add_env_option("--insecure-no-auth", default=False, type=_flag, nargs="?", const=True,
                       help="accept unauthenticated calls on a non-loopback HTTP address")
@@ -217,14 +218,14 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
 
     from voxwire.agent import AGENTS
     from voxwire.aio.agents import AgentRunner
+    from voxwire.aio.load import start_load_follower
     from voxwire.aio.udp import UdpShell
-    from voxwire.cli import advertised, auth_mode
-    from voxwire.proto.session import SessionConfig
+    from voxwire.cli import advertised, auth_mode, freeze_startup_objects, transceiver_config
     from voxwire.relay.registry import RedisLink, TransceiverRegistration
     from voxwire.relay.transceiver_side import RelayedEndpoint, TokenUfragSource
     from voxwire.signaling.auth import Authenticator, load_api_keys
     from voxwire.signaling.http import make_app
-    from voxwire.transceiver.service import Transceiver, TransceiverConfig
+    from voxwire.transceiver.service import Transceiver
     from voxwire.voice.session import server_vad_detector
 
     if opts.agent not in AGENTS:
@@ -240,12 +241,7 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
     api_keys = load_api_keys()
     mode = auth_mode(opts, api_keys)
     loop = asyncio.get_running_loop()
-    config = TransceiverConfig(
-        advertised=advertised(opts),
-        preferred_setup=opts.dtls_role,
-        max_calls=opts.max_calls,
-        session=SessionConfig(connect_timeout=opts.connect_timeout),
-    )
+    config = transceiver_config(opts, advertised(opts))
     transceiver = Transceiver(config, AGENTS[opts.agent](), wallclock_offset=time.time() - loop.time(),
                               ufrag_factory=TokenUfragSource(minter, time.time))
     relayed = RelayedEndpoint(transceiver.endpoint, relays, max_clients=max(4 * opts.max_calls, 1024))
@@ -265,11 +261,14 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
             load=lambda: len(transceiver.calls), interval=opts.heartbeat, ttl=3 * opts.heartbeat,
         )
     task = asyncio.create_task(registration.run()) if registration is not None else None
+    load_follower = start_load_follower(transceiver.complexity)
+    freeze_startup_objects()
     print(f"voxwire transceiver {opts.transceiver_id} on http://{opts.http_host}:{opts.http_port}/ "
           f"(internal udp {internal[0]}:{internal[1]}, relays {relays}, auth {mode})", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
+        load_follower.cancel()
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voxwire.agent.base import Agent, Pcm
+from voxwire.media.complexity import ComplexityPolicy
 from voxwire.media.pipeline import InboundAudio, MediaConfig, OutboundAudio
 from voxwire.proto import sctp
 from voxwire.proto.datachannel import ChannelClosed, ChannelMessage, ChannelOpen, DataChannelManager
@@ -63,13 +64,17 @@ class Call:
     on_command: Callable[[Call], None] | None = None
     #: Also get every server event (sideband connections of the application's backend).
     observers: list[Callable[[str], None]] = field(default_factory=list)
+    #: The transceiver's encoder complexity policy (None: this call's own, from ``media``).
+    complexity: ComplexityPolicy | None = None
 
     def __post_init__(self) -> None:
         rng = self.session.rng
         self.timeline = CallTimeline(created=self.session.now)
         rate = self.agent.sample_rate
         self.inbound = InboundAudio(rate, self.media)
-        self.outbound = OutboundAudio(rate, self.media, initial_timestamp=rng.randrange(1 << 32))
+        self.outbound = OutboundAudio(
+            rate, self.media, initial_timestamp=rng.randrange(1 << 32), complexity=self.complexity
+        )
         conversation = Conversation(random_ids(rng.randbytes), model=f"voxwire-{self.agent.name}")
         self.voice = VoiceSession(conversation, self.outbound, rate, turn_detector=self.turn_detector)
         self.agent_session = self.agent.start(self)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voxwire.agent.base import Agent
+from voxwire.media.complexity import ComplexityPolicy
 from voxwire.media.pipeline import MediaConfig
 from voxwire.proto.certificate import Certificate
 from voxwire.proto.datachannel import DataChannelManager
@@ -98,6 +99,8 @@ class Transceiver:
         self.wallclock_offset = wallclock_offset
         #: Mints each session's server ufrag: random by default, a routing token behind relays.
         self.ufrag_factory = ufrag_factory or (lambda: ice_string(16))
+        #: Opus encoder complexity of every call, stepped down under load (the edge feeds it).
+        self.complexity = ComplexityPolicy(config.media.opus_complexity, config.media.opus_complexity_under_load)
         self._rng = random.Random(secrets.randbits(64))
         self._pending: dict[str, Call] = {}
         #: Ids of calls that ended recently: a DELETE racing the call's own end still succeeds.
@@ -148,6 +151,7 @@ class Transceiver:
             turn_detector=self.turn_detector,
             channels=channels,
             on_command=self._on_command,
+            complexity=self.complexity,
         )
         algo, value = self.certificate.fingerprint
         answer = build_answer(
