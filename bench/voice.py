@@ -236,6 +236,7 @@ class Probe:
     first_position: dict[tuple[str, int], int] = field(default_factory=dict)
     reads: list[tuple[float, int, int]] = field(default_factory=list)  # (time, position - first)
     cpu: dict[str, CallCpu] = field(default_factory=lambda: defaultdict(CallCpu))
+    batch_ns: int = 0  # loop-thread CPU of the shared VAD batch runs (every session's windows)
     onset_positions: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
@@ -346,10 +347,7 @@ class TimedDetector:
         self.call: Any = None
 
     def feed(self, pcm: Any) -> list[Any]:
-        from voxwire.agent.turns import SpeechStarted, TurnCommitted
-
         call = self.call
-        playing = call is not None and bool(call.voice._responses)
         c0 = time.thread_time_ns()
         events = self.inner.feed(pcm)
         spent = time.thread_time_ns() - c0
@@ -357,15 +355,39 @@ class TimedDetector:
             cpu = self.probe.cpu[call.call_id]
             cpu.vad_ns += spent
             cpu.samples_in += len(pcm)
-            if events:
-                t = time.monotonic()
-                for event in events:
-                    if isinstance(event, TurnCommitted):
-                        self.probe.decisions[call.call_id].append(t)
-                        self.probe.all_decisions.append(t)
-                    elif isinstance(event, SpeechStarted) and playing:
-                        self.probe.barges.append((call, t))
+            self._decided(events)
         return events
+
+    # A batched VAD (the gateway's default) delivers its decisions after feed(), through these.
+
+    @property
+    def on_events(self) -> Any:
+        return self.inner.on_events
+
+    @on_events.setter
+    def on_events(self, callback: Any) -> None:
+        self.inner.on_events = callback
+
+    def poll_event(self) -> Any:
+        event = self.inner.poll_event()
+        if event is not None:
+            self._decided([event])
+        return event
+
+    def _decided(self, events: list[Any]) -> None:
+        from voxwire.agent.turns import SpeechStarted, TurnCommitted
+
+        call = self.call
+        if call is None or not events:
+            return
+        playing = bool(call.voice._responses)
+        t = time.monotonic()
+        for event in events:
+            if isinstance(event, TurnCommitted):
+                self.probe.decisions[call.call_id].append(t)
+                self.probe.all_decisions.append(t)
+            elif isinstance(event, SpeechStarted) and playing:
+                self.probe.barges.append((call, t))
 
     def commit(self) -> Any:
         return self.inner.commit()
@@ -416,12 +438,13 @@ class InstantSession:
 
 
 async def measure(
-    sessions: int, seconds: float, warmup: float, script: Script, script_path: str
+    sessions: int, seconds: float, warmup: float, script: Script, script_path: str, vad_mode: str = "batched"
 ) -> dict[str, Any]:
     from aiohttp import web
 
-    from voxwire.agent.vad import load_session
+    from voxwire.agent.vad import VadBatch, load_session
     from voxwire.aio.agents import AgentRunner
+    from voxwire.aio.vad import attach_vad_batch
     from voxwire.signaling.http import make_app
     from voxwire.testing.sockets import sockname, udp
     from voxwire.transceiver.service import Transceiver, TransceiverConfig
@@ -431,10 +454,24 @@ async def measure(
     probe = Probe(script)
     agent = InstantAgent(probe)
     transceiver = Transceiver(TransceiverConfig(advertised=(("127.0.0.1", 1),)), agent)
-    transceiver.turn_detector = lambda params, rate: TimedDetector(server_vad_detector(params, rate), probe)
     shell = await udp(transceiver.endpoint)
     runner = AgentRunner(transceiver, shell)
     shell.after_drain = runner.after_drain
+    batch: VadBatch | None = None
+    if vad_mode == "batched":  # as voxwire serve runs it: one batch per loop iteration
+        batch = attach_vad_batch(transceiver, shell)
+        run_batch = batch.run
+
+        def timed_run() -> int:
+            c0 = time.thread_time_ns()
+            scored = run_batch()
+            probe.batch_ns += time.thread_time_ns() - c0
+            return scored
+
+        batch.run = timed_run  # type: ignore[method-assign]
+    transceiver.turn_detector = lambda params, rate: TimedDetector(
+        server_vad_detector(params, rate, batch=batch), probe
+    )
     transceiver.config = TransceiverConfig(advertised=(sockname(shell),), max_calls=sessions + 10)
     create_call = transceiver.create_call
 
@@ -477,7 +514,11 @@ async def measure(
     await app_runner.cleanup()
     shell.transport.close()
     calls = list(transceiver.calls.values())
-    return analyse(probe, calls, callers, cpu_samples, sessions, warmup)
+    result = analyse(probe, calls, callers, cpu_samples, sessions, warmup)
+    result["vad_mode"] = vad_mode
+    if batch is not None:
+        result["cpu"]["vad_windows_per_run"] = batch.windows / max(batch.runs, 1)
+    return result
 
 
 def runqueue_wait() -> float:
@@ -541,7 +582,7 @@ def analyse(
     per_call = [probe.cpu[c.call_id] for c in calls if c.call_id in probe.cpu]
     in_frames = sum(c.samples_in for c in per_call) / (AGENT_RATE * FRAME_SECONDS)
     out_frames = sum(c.frames_out for c in per_call)
-    vad_us = sum(c.vad_ns for c in per_call) / 1000 / max(in_frames, 1)
+    vad_us = (sum(c.vad_ns for c in per_call) + probe.batch_ns) / 1000 / max(in_frames, 1)
     decode_us = sum(c.decode_ns for c in per_call) / 1000 / max(in_frames, 1)
     encode_us = sum(c.encode_ns for c in per_call) / 1000 / max(out_frames, 1)
     # Output frames per second of session: the share of the time the assistant was talking.
@@ -604,7 +645,11 @@ def pair(s: dict[str, Any]) -> str:
 
 
 def report(results: list[dict[str, Any]]) -> str:
-    head = " | ".join(f"{r['sessions']} session{'s' if r['sessions'] > 1 else ''}" for r in results)
+    head = " | ".join(
+        f"{r['sessions']} session{'s' if r['sessions'] > 1 else ''}"
+        + ("" if r.get("vad_mode", "batched") == "batched" else f" ({r['vad_mode']} VAD)")
+        for r in results
+    )
     lines = [
         f"| per session, ms (p50 / p99) | {head} | target |",
         "|---|" + "---|" * len(results) + "---|",
@@ -706,7 +751,8 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
         for name, (value, target) in checks.items():
             verdict = "n/a" if value is None else ("MET" if value < target else "MISSED")
             out.append(
-                f"{r['sessions']} sessions: {name} {'-' if value is None else f'{value:.2f}'} ms (target < {target:g}): {verdict}"
+                f"{r['sessions']} sessions{'' if r.get('vad_mode', 'batched') == 'batched' else ' (' + r['vad_mode'] + ' VAD)'}: "
+                f"{name} {'-' if value is None else f'{value:.2f}'} ms (target < {target:g}): {verdict}"
             )
     return out
 
@@ -717,6 +763,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=40.0, help="speaking time per configuration")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds dropped at the start")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument(
+        "--vad", default="batched", help="comma-separated: batched (as voxwire serve runs), single (one run per window)"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
         "--client", nargs=4, metavar=("URL", "SESSIONS", "SECONDS", "SCRIPT"), help=argparse.SUPPRESS
@@ -739,8 +788,10 @@ def main(argv: list[str] | None = None) -> int:
         script_path = os.path.join(tmp, "script.pickle")
         Path(script_path).write_bytes(pickle.dumps(script))
         for sessions in (int(s) for s in args.sessions.split(",")):
-            print(f"measuring {sessions} session(s) for {args.seconds:g} s ...", file=sys.stderr, flush=True)
-            results.append(run(measure(sessions, args.seconds, args.warmup, script, script_path)))
+            for vad_mode in args.vad.split(","):
+                print(f"measuring {sessions} session(s), {vad_mode} VAD, for {args.seconds:g} s ...", file=sys.stderr,
+                      flush=True)
+                results.append(run(measure(sessions, args.seconds, args.warmup, script, script_path, vad_mode)))
     loop_period = script.frames * FRAME_SECONDS
     print(
         f"\nbench/voice.py: {args.loop}, instant agent ({REPLY_SECONDS:g} s replies), callers loop "

@@ -372,3 +372,36 @@ def test_bad_input() -> None:
         det.append(np.zeros(480, dtype=np.float32))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         TurnDetector(ServerVad(), 24000, max_turn_ms=10)
+
+
+def test_a_batched_detector_decides_exactly_as_an_unbatched_one() -> None:
+    from voxwire.agent.vad import VadBatch
+
+    batch = VadBatch()
+    det = TurnDetector(ServerVad(), 24000, batch=batch)
+    late: list[TurnEvent] = []
+    det.on_events = lambda: late.extend(drain(det))
+    for i in range(0, len(PCM24), 480):  # the batch runs after every few frames, as a loop would
+        assert det.feed(PCM24[i : i + 480]) == []  # nothing is decided inside feed()
+        if (i // 480) % 3 == 2:
+            batch.run()
+    batch.run()
+    ref = run(TurnDetector(ServerVad(), 24000), PCM24, 480)
+    assert [(type(e).__name__, getattr(e, "audio_start_ms", None), getattr(e, "audio_end_ms", None)) for e in late] == [
+        (type(e).__name__, getattr(e, "audio_start_ms", None), getattr(e, "audio_end_ms", None)) for e in ref
+    ]
+    assert len(turns(late)) == 3
+
+
+def test_windows_queued_before_a_reconfiguration_are_dropped() -> None:
+    from voxwire.agent.vad import VadBatch
+
+    batch = VadBatch()
+    det = TurnDetector(ServerVad(), 24000, batch=batch)
+    det.append(PCM24[: 24000 * 2])
+    assert batch.pending > 0
+    det.configure(None)  # turn_detection: null while windows wait
+    det.configure(ServerVad())
+    assert batch.pending == 0 and drain(det) == []
+    batch.run()
+    assert drain(det) == []

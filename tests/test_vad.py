@@ -79,3 +79,46 @@ def test_bad_input() -> None:
         SileroVad(24000)
     with pytest.raises(TypeError):
         SileroVad().process(PCM.astype(np.float32))  # type: ignore[arg-type]
+
+
+# -- one onnxruntime run for many streams ------------------------------------------------------------
+
+
+def test_a_batch_scores_every_stream_as_if_alone() -> None:
+    from voxwire.agent.vad import VadBatch
+
+    n = WINDOW_SAMPLES[16000]
+    offsets = [0, 7 * n, 23 * n]  # three streams at different points of the recording
+    alone = [SileroVad().process(PCM[o : o + 40 * n]) for o in offsets]
+    batch = VadBatch(max_batch=2)  # three streams: two rounds per window step
+    woken: list[int] = []
+    batch.on_pending = lambda: woken.append(batch.pending)
+    streams = [SileroVad() for _ in offsets]
+    got: list[list[float]] = [[] for _ in offsets]
+    for k in range(40):
+        for vad, o, out in zip(streams, offsets, got, strict=True):
+            batch.submit(vad, PCM[o + k * n : o + (k + 1) * n], out.append)
+        if k % 5 == 4:  # a burst of windows per stream: each stream's still scored in order
+            assert batch.run() == 15
+    assert batch.pending == 0
+    assert np.allclose(np.array(got), np.array(alone), atol=1e-5)
+    assert woken == [1] * 8  # on_pending once per empty -> non-empty
+    assert batch.windows == 120 and batch.runs == 80  # ceil(3 / 2) runs per window step
+    assert all(v.windows == 40 for v in streams)
+
+
+def test_a_discarded_stream_is_not_scored() -> None:
+    from voxwire.agent.vad import VadBatch
+
+    n = WINDOW_SAMPLES[16000]
+    batch = VadBatch()
+    kept, dropped = SileroVad(), SileroVad()
+    got: list[float] = []
+    batch.submit(kept, PCM[:n], got.append)
+    batch.submit(dropped, PCM[:n], lambda p: pytest.fail("scored a discarded stream"))
+    batch.discard(dropped)
+    assert batch.run() == 1 and len(got) == 1
+    with pytest.raises(ValueError):
+        batch.submit(SileroVad(8000), PCM[:256], got.append)
+    with pytest.raises(ValueError):
+        VadBatch(max_batch=0)

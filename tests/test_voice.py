@@ -8,6 +8,7 @@ import base64
 import json
 
 import numpy as np
+import pytest
 
 from voxwire.agent.base import AudioOut, Turn
 from voxwire.agent.echo import EchoAgent
@@ -252,14 +253,21 @@ def test_turn_carries_history_and_instructions():
     assert [m.text for m in turn.history] == ["hello"]
 
 
-def test_the_real_silero_detector_drives_turns_from_speech():
-    """server_vad with the real detector on recorded speech: two turns, each answered."""
+@pytest.mark.parametrize("batched", [False, True], ids=["single", "batched"])
+def test_the_real_silero_detector_drives_turns_from_speech(batched: bool):
+    """server_vad with the real detector on recorded speech: two turns, each answered. Batched
+    (as voxwire serve runs it), the turn events arrive when the batch runs and wake the owner."""
+    import functools
     import wave
     from pathlib import Path
 
+    from voxwire.agent.vad import VadBatch
     from voxwire.voice.session import server_vad_detector
 
-    h = Harness(detector=server_vad_detector)
+    batch = VadBatch() if batched else None
+    h = Harness(detector=functools.partial(server_vad_detector, batch=batch))
+    wakes = []
+    h.voice.on_wake = lambda: wakes.append(1)
     h.events()
     with wave.open(str(Path(__file__).parent / "data" / "audio" / "three_turns.wav")) as w:
         rate, pcm = w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
@@ -269,9 +277,14 @@ def test_the_real_silero_detector_drives_turns_from_speech():
         pcm = Resampler(rate, RATE).process(pcm)
     for i in range(0, len(pcm), 480):  # 20 ms frames as RTP delivers them
         h.voice.on_input_audio(pcm[i : i + 480].astype(np.int16))
+        if batch is not None:
+            batch.run()  # the edge runs it once per loop iteration
         h.run_commands()
     h.voice.on_input_audio(np.zeros(RATE, dtype=np.int16))  # trailing silence ends the last turn
+    if batch is not None:
+        batch.run()
     got = types(h.events())
     assert got.count("input_audio_buffer.speech_started") >= 2
     assert got.count("input_audio_buffer.committed") == got.count("input_audio_buffer.speech_stopped")
     assert got.count("response.created") >= 1
+    assert (len(wakes) >= got.count("input_audio_buffer.speech_started")) if batched else wakes == []

@@ -212,12 +212,12 @@ async def serve(opts: argparse.Namespace) -> None:
     from voxwire.aio.agents import AgentRunner
     from voxwire.aio.load import start_load_follower
     from voxwire.aio.udp import UdpShell, open_udp
+    from voxwire.aio.vad import attach_vad_batch
     from voxwire.observability import tracing
     from voxwire.signaling import dashboard
     from voxwire.signaling.auth import Authenticator, load_api_keys
     from voxwire.signaling.http import make_app
     from voxwire.transceiver.service import Transceiver
-    from voxwire.voice.session import server_vad_detector
 
     if opts.agent not in AGENTS:
         raise SystemExit(f"voxwire: unknown agent {opts.agent!r}; known: {', '.join(sorted(AGENTS))}")
@@ -244,7 +244,7 @@ async def serve(opts: argparse.Namespace) -> None:
             )
             relay.register(lambda: len(transceiver.calls))
         shell.after_drain = AgentRunner(transceiver, shell).after_drain
-        transceiver.turn_detector = server_vad_detector
+        attach_vad_batch(transceiver, shell)
         try:
             tracing.configure(opts.trace_export)
         except ValueError as exc:

@@ -55,13 +55,18 @@ input audio, is cancelled by speech, and fires one :class:`IdleTimeout`. ``creat
 
 from __future__ import annotations
 
+import functools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import soxr
+
+if TYPE_CHECKING:
+    from voxwire.agent.vad import VadBatch
 
 __all__ = [
     "IdleTimeout",
@@ -238,6 +243,11 @@ class TurnDetector:
     Drive it with :meth:`append`, drain :meth:`poll_event`; :meth:`commit` and :meth:`clear` are the
     client's ``input_audio_buffer.commit`` / ``clear``. ``config`` ``None`` is ``turn_detection:
     null``. ``vad`` replaces the Silero model (tests); one is created per detector otherwise.
+
+    With a ``batch`` (:class:`~voxwire.agent.vad.VadBatch`), windows are scored when the batch
+    runs instead of inside :meth:`append`: their events are queued then, and ``on_events`` is
+    called so the owner can drain them. Decisions and their times are the same either way, since
+    they only depend on the samples.
     """
 
     def __init__(
@@ -247,6 +257,7 @@ class TurnDetector:
         *,
         max_turn_ms: int = 60_000,
         vad: VoiceActivityModel | None = None,
+        batch: VadBatch | None = None,
     ) -> None:
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, not {sample_rate}")
@@ -255,6 +266,10 @@ class TurnDetector:
         self.sample_rate = sample_rate
         self.max_turn_ms = max_turn_ms
         self._vad = vad
+        self._batch = batch
+        #: Called after windows scored by the batch queued events (drain them with poll_event).
+        self.on_events: Callable[[], None] | None = None
+        self._epoch = 0  # bumped when the VAD path restarts: windows scored after that are stale
         if vad is not None and vad.window_samples != WINDOW:
             raise ValueError(f"the VAD must use {WINDOW}-sample windows at 16 kHz")
         self._buffer = _Buffer()
@@ -297,6 +312,9 @@ class TurnDetector:
     def _start_vad_path(self) -> None:
         """(Re)start resampling and windowing at the current end of the input."""
         self._origin = self._buffer.end  # input sample where VAD time 0 lies
+        self._epoch += 1
+        if self._batch is not None and self._vad is not None:
+            self._batch.discard(self._vad)  # type: ignore[arg-type]
         # float32 in and out: libsoxr dithers integer output (randomly), float output is exact and
         # independent of how the input is chunked, so the VAD's decisions are too.
         self._resampler: soxr.ResampleStream | None = None
@@ -371,8 +389,22 @@ class TurnDetector:
         self._pending16 = pcm16[n:].copy()
 
     def _on_window(self, window: Pcm) -> None:
-        assert self._vad is not None and self._config is not None
-        (prob,) = self._vad.process(window)
+        assert self._vad is not None
+        if self._batch is None:
+            (prob,) = self._vad.process(window)
+            self._decide(window, prob)
+        else:
+            self._batch.submit(self._vad, window, functools.partial(self._scored, window, self._epoch))  # type: ignore[arg-type]
+
+    def _scored(self, window: Pcm, epoch: int, prob: float) -> None:
+        if epoch != self._epoch or self._config is None:
+            return  # the VAD path restarted (session.update) after this window was queued
+        self._decide(window, prob)
+        if self._events and self.on_events is not None:
+            self.on_events()
+
+    def _decide(self, window: Pcm, prob: float) -> None:
+        assert self._config is not None
         x = window.astype(np.float32).reshape(FRAMES_PER_WINDOW, FRAME) * (1.0 / 32768.0)
         energy = np.mean(x * x, axis=1)
         db = np.maximum(10.0 * np.log10(np.maximum(energy, 1e-10)), SILENT_DB)

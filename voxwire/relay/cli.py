@@ -220,13 +220,13 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
     from voxwire.aio.agents import AgentRunner
     from voxwire.aio.load import start_load_follower
     from voxwire.aio.udp import UdpShell
+    from voxwire.aio.vad import attach_vad_batch
     from voxwire.cli import advertised, auth_mode, freeze_startup_objects, transceiver_config
     from voxwire.relay.registry import RedisLink, TransceiverRegistration
     from voxwire.relay.transceiver_side import RelayedEndpoint, TokenUfragSource
     from voxwire.signaling.auth import Authenticator, load_api_keys
     from voxwire.signaling.http import make_app
     from voxwire.transceiver.service import Transceiver
-    from voxwire.voice.session import server_vad_detector
 
     if opts.agent not in AGENTS:
         raise SystemExit(f"voxwire: unknown agent {opts.agent!r}; known: {', '.join(sorted(AGENTS))}")
@@ -247,7 +247,7 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
     relayed = RelayedEndpoint(transceiver.endpoint, relays, max_clients=max(4 * opts.max_calls, 1024))
     _, shell = await loop.create_datagram_endpoint(lambda: UdpShell(relayed), local_addr=(opts.udp_host, opts.udp_port))
     shell.after_drain = AgentRunner(transceiver, shell).after_drain
-    transceiver.turn_detector = server_vad_detector
+    attach_vad_batch(transceiver, shell)
     app = make_app(transceiver, shell, Authenticator(api_keys), client_secret_ttl=opts.client_secret_ttl)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -66,6 +66,9 @@ class Call:
     observers: list[Callable[[str], None]] = field(default_factory=list)
     #: The transceiver's encoder complexity policy (None: this call's own, from ``media``).
     complexity: ComplexityPolicy | None = None
+    #: Told when the voice layer has news outside a datagram or timer of this call (a batched VAD
+    #: scored its audio): the application then calls :meth:`pump` and drains the socket.
+    on_wake: Callable[[Call], None] | None = None
 
     def __post_init__(self) -> None:
         rng = self.session.rng
@@ -77,6 +80,9 @@ class Call:
         )
         conversation = Conversation(random_ids(rng.randbytes), model=f"voxwire-{self.agent.name}")
         self.voice = VoiceSession(conversation, self.outbound, rate, turn_detector=self.turn_detector)
+        if self.on_wake is not None:
+            on_wake = self.on_wake
+            self.voice.on_wake = lambda: on_wake(self)
         self.agent_session = self.agent.start(self)
         #: An agent session with ``on_packet(payload, rtp_timestamp)`` takes the caller's Opus
         #: packets as they arrive, undecoded (``passthrough``); the others get decoded PCM.

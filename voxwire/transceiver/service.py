@@ -103,6 +103,7 @@ class Transceiver:
         self.complexity = ComplexityPolicy(config.media.opus_complexity, config.media.opus_complexity_under_load)
         self._rng = random.Random(secrets.randbits(64))
         self._pending: dict[str, Call] = {}
+        self._woken: list[Call] = []  # calls whose voice layer has news (wake)
         #: Ids of calls that ended recently: a DELETE racing the call's own end still succeeds.
         self._ended: OrderedDict[str, None] = OrderedDict()
 
@@ -152,6 +153,7 @@ class Transceiver:
             channels=channels,
             on_command=self._on_command,
             complexity=self.complexity,
+            on_wake=self._on_wake,
         )
         algo, value = self.certificate.fingerprint
         answer = build_answer(
@@ -265,6 +267,19 @@ class Transceiver:
 
     def _on_command(self, call: Call) -> None:
         self._pending[call.call_id] = call
+
+    def _on_wake(self, call: Call) -> None:
+        self._woken.append(call)
+
+    def wake(self, now: float) -> list[Call]:
+        """Pump every call whose voice layer had news outside its own datagrams and timers (a
+        batched VAD scored its audio); returns them. The caller then drains the socket."""
+        woken, self._woken = self._woken, []
+        for call in woken:
+            if not call.is_closed:
+                call.pump(now)
+                self.endpoint.touch(call)
+        return woken
 
 
 __all__ = ["CapacityExceeded", "OfferRejected", "SdpError", "Transceiver", "TransceiverConfig", "ice_string"]

@@ -36,10 +36,11 @@ client events are bounded by :mod:`voxwire.realtime.events`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -63,6 +64,9 @@ from voxwire.realtime.events import (
     serialize_server_event,
 )
 from voxwire.realtime.session import VadParams, vad_params
+
+if TYPE_CHECKING:
+    from voxwire.agent.vad import VadBatch
 
 #: The Realtime API's PCM input format: 16-bit mono at 24 kHz.
 REALTIME_PCM_RATE = 24_000
@@ -88,12 +92,15 @@ class TurnDetector(Protocol):
 TurnDetectorFactory = Callable[[VadParams, int], TurnDetector]
 
 
-def server_vad_detector(params: VadParams, sample_rate: int) -> TurnDetector:
-    """The Silero-based detector with the session's ``server_vad`` parameters."""
+def server_vad_detector(
+    params: VadParams, sample_rate: int, *, batch: VadBatch | None = None
+) -> TurnDetector:
+    """The Silero-based detector with the session's ``server_vad`` parameters; with a ``batch``
+    its windows are scored together with other sessions' (bind it with functools.partial)."""
     from voxwire.agent.turns import ServerVad
     from voxwire.agent.turns import TurnDetector as SileroTurnDetector
 
-    return SileroTurnDetector(ServerVad(**dataclasses.asdict(params)), sample_rate)
+    return SileroTurnDetector(ServerVad(**dataclasses.asdict(params)), sample_rate, batch=batch)
 
 
 # -- commands to the asyncio edge ----------------------------------------------------------------
@@ -161,6 +168,9 @@ class VoiceSession:
         self._commands: deque[Command] = deque()
         self.counters: dict[str, int] = {}
         self.opened = False
+        #: Called when turn events arrived outside :meth:`on_input_audio` (a batched VAD scored
+        #: queued windows): the owner should pump this session's events and commands.
+        self.on_wake: Callable[[], None] | None = None
         self._configure()
 
     # -- outputs --------------------------------------------------------------------------------
@@ -238,7 +248,9 @@ class VoiceSession:
             pcm = output.pcm
             self.outbound.play(pcm, response_id)
             self._emit(
-                self.conversation.add_output_audio(response_id, response.item_id, 1000 * len(pcm) / self.sample_rate)
+                self.conversation.add_output_audio(
+                    response_id, response.item_id, 1000 * len(pcm) / self.sample_rate
+                )
             )
         elif isinstance(output, TextOut):
             self._emit(self.conversation.add_output_text(response_id, response.item_id, output.delta))
@@ -283,6 +295,17 @@ class VoiceSession:
             return
         self._vad = vad
         self._detector = self._make_detector(vad, self.sample_rate) if vad and self._make_detector else None
+        if self._detector is not None and hasattr(self._detector, "on_events"):
+            self._detector.on_events = functools.partial(self._late_turn_events, self._detector)
+
+    def _late_turn_events(self, detector: TurnDetector) -> None:
+        """Turn events from windows a batched VAD scored after :meth:`on_input_audio` returned."""
+        if detector is not self._detector:
+            return  # replaced by a session.update since
+        while (event := detector.poll_event()) is not None:  # type: ignore[attr-defined]
+            self._turn_event(event)
+        if self.on_wake is not None:
+            self.on_wake()
 
     def _take_input(self, pcm: Pcm) -> None:
         if self._detector is None:
@@ -296,12 +319,15 @@ class VoiceSession:
                 self._count("input_dropped_frames")
             return
         for event in self._detector.feed(pcm):
-            try:
-                self._on_turn_event(event)
-            except EventError as err:
-                # E.g. a turn committed while the last response is still generating (with
-                # interrupt_response off): the client hears why, and RTP input never raises.
-                self._emit(self.conversation.error(err))
+            self._turn_event(event)
+
+    def _turn_event(self, event: TurnEvent) -> None:
+        try:
+            self._on_turn_event(event)
+        except EventError as err:
+            # E.g. a turn committed while the last response is still generating (with
+            # interrupt_response off): the client hears why, and RTP input never raises.
+            self._emit(self.conversation.error(err))
 
     def _on_turn_event(self, event: TurnEvent) -> None:
         vad = self._vad
@@ -369,7 +395,8 @@ class VoiceSession:
             sample_rate=self.sample_rate,
             item_id=self._last_user_item(),
             response_id=response_id,
-            instructions=(params.instructions if params and params.instructions else session.instructions) or "",
+            instructions=(params.instructions if params and params.instructions else session.instructions)
+            or "",
             history=tuple(self._history()),
         )
         self._commands.append(StartResponse(response_id, turn))
