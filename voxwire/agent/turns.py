@@ -380,7 +380,11 @@ class TurnDetector:
             pcm16 = pcm
         else:
             y = self._resampler.resample_chunk(pcm.astype(np.float32) * (1.0 / 32768.0))
-            pcm16 = np.clip(np.rint(y * 32768.0), -32768, 32767).astype(np.int16)
+            y *= 32768.0
+            # rint and clip as bare ufuncs, in place: np.clip's Python wrapper cost more than the math
+            np.rint(y, out=y)
+            np.minimum(np.maximum(y, -32768.0, out=y), 32767.0, out=y)
+            pcm16 = y.astype(np.int16)
         if len(self._pending16):
             pcm16 = np.concatenate([self._pending16, pcm16])
         n = len(pcm16) - len(pcm16) % WINDOW
@@ -407,25 +411,28 @@ class TurnDetector:
         assert self._config is not None
         x = window.astype(np.float32).reshape(FRAMES_PER_WINDOW, FRAME) * (1.0 / 32768.0)
         energy = np.mean(x * x, axis=1)
-        db = np.maximum(10.0 * np.log10(np.maximum(energy, 1e-10)), SILENT_DB)
-        self._frame_db.extend(db.tolist())
+        # Eight values: Python's max and sort beat numpy's per-call overhead from here on.
+        db = [max(v, SILENT_DB) for v in (10.0 * np.log10(np.maximum(energy, 1e-10))).tolist()]
+        self._frame_db.extend(db)
         k = self._windows
         self._windows += 1
         first = k * FRAMES_PER_WINDOW  # frame index of this window's first frame
         cfg = self._config
         if not self._speaking:
             if prob >= cfg.threshold:
-                self._level_db = float(db.max())
+                self._level_db = max(db)
                 self._start_talkspurt(self._place_onset(first))
             else:
-                median = float(np.median(db))
+                ordered = sorted(db)
+                half = FRAMES_PER_WINDOW // 2
+                median = (ordered[half - 1] + ordered[half]) / 2  # np.median of an even count
                 if median < self._floor_db:
                     self._floor_db = median
                 else:
                     self._floor_db += FLOOR_RISE * (median - self._floor_db)
                 self._check_idle(self._frame_to_sample(first + FRAMES_PER_WINDOW))
             return
-        self._level_db = max(self._level_db, float(db.max()))
+        self._level_db = max(self._level_db, max(db))
         if prob >= cfg.threshold:
             self._end_frame = None
         elif prob < max(cfg.threshold - HYSTERESIS, 0.01) and self._end_frame is None:
