@@ -101,6 +101,8 @@ class Transceiver:
         self.ufrag_factory = ufrag_factory or (lambda: ice_string(16))
         #: Opus encoder complexity of every call, stepped down under load (the edge feeds it).
         self.complexity = ComplexityPolicy(config.media.opus_complexity, config.media.opus_complexity_under_load)
+        #: One generator for every call's SSRCs, sequence numbers and SCTP tags (secretly seeded;
+        #: credentials and ids come from ``secrets``): a Random is 2.9 KB, two per call added up.
         self._rng = random.Random(secrets.randbits(64))
         self._pending: dict[str, Call] = {}
         self._woken: list[Call] = []  # calls whose voice layer has news (wake)
@@ -139,7 +141,7 @@ class Transceiver:
             self.certificate,
             now,
             self.config.session,
-            random.Random(self._rng.getrandbits(64)),
+            self._rng,
             self.wallclock_offset,
         )
         channels, our_init = self._data_channels(offer, rtc, now)
@@ -196,7 +198,7 @@ class Transceiver:
         if app is None:
             return None, None
         association = SctpAssociation(
-            rng=random.Random(self._rng.getrandbits(64)),
+            rng=self._rng,
             remote_port=app.sctp_port,
             max_message_size=MAX_MESSAGE_SIZE,
             remote_max_message_size=app.max_message_size,
