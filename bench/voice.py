@@ -1,7 +1,9 @@
 """The voice layer's own latency and cost: turns, barge-in, pacing, CPU per session (issue 5).
 
-Run: ``.venv/bin/python bench/voice.py [--sessions 1,50] [--seconds 40] [--loop uvloop|asyncio]``
-(needs espeak-ng). Prints a Markdown table and writes ``bench/out/voice.json``.
+Run: ``.venv/bin/python bench/voice.py [--sessions 1,50] [--seconds 40] [--loop uvloop|asyncio]
+[--vad batched,single]`` (needs espeak-ng). ``--vad``: the turn detectors share one VAD batch per
+loop iteration as in ``voxwire serve`` (``batched``), or run Silero once per window (``single``);
+give both to compare them in one run. Prints a Markdown table and writes ``bench/out/voice.json``.
 
 Set-up, per configuration (1 and 50 concurrent sessions by default):
 
@@ -33,7 +35,8 @@ wrapping the objects of each call (the wrappers cost well under a microsecond pe
 * **egress pacing**: each RTP packet's ``sendto`` time minus its tick on the pacer's 20 ms grid
   (``PacedFrame.due``): p50, p99 and max. Target: p99 under 2 ms.
 * **CPU per session** (``time.thread_time``, the event loop's thread): the turn detector (24 ->
-  16 kHz resampling, Silero VAD, energy placement) and Opus decode per 20 ms of input, and Opus
+  16 kHz resampling, Silero VAD, energy placement; with a batch, its runs, on the VAD worker
+  thread, shared out over the sessions) and Opus decode per 20 ms of input, and Opus
   encode (with the pacer) per frame sent; as microseconds per frame and as the share of one core a
   session costs (input 50 frames/s; output while the assistant talks). Also the whole gateway
   process (``time.process_time``: SRTP, ICE, HTTP, the runner, everything) per session.
@@ -236,7 +239,7 @@ class Probe:
     first_position: dict[tuple[str, int], int] = field(default_factory=dict)
     reads: list[tuple[float, int, int]] = field(default_factory=list)  # (time, position - first)
     cpu: dict[str, CallCpu] = field(default_factory=lambda: defaultdict(CallCpu))
-    batch_ns: int = 0  # loop-thread CPU of the shared VAD batch runs (every session's windows)
+    batch_ns: int = 0  # CPU of the shared VAD batch (worker thread's runs + the loop's deliveries)
     onset_positions: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
@@ -458,17 +461,22 @@ async def measure(
     runner = AgentRunner(transceiver, shell)
     shell.after_drain = runner.after_drain
     batch: VadBatch | None = None
-    if vad_mode == "batched":  # as voxwire serve runs it: one batch per loop iteration
+    if vad_mode == "batched":  # as voxwire serve runs it: rounds scored on a worker thread
         batch = attach_vad_batch(transceiver, shell)
-        run_batch = batch.run
+        score, finish = batch.score, batch.finish
 
-        def timed_run() -> int:
-            c0 = time.thread_time_ns()
-            scored = run_batch()
-            probe.batch_ns += time.thread_time_ns() - c0
-            return scored
+        def timed(step: Callable[[Any], int | None]) -> Callable[[Any], int | None]:
+            def run(scored: Any) -> int | None:
+                c0 = time.thread_time_ns()  # per thread: the worker's for score, the loop's for finish
+                try:
+                    return step(scored)
+                finally:
+                    probe.batch_ns += time.thread_time_ns() - c0
 
-        batch.run = timed_run  # type: ignore[method-assign]
+            return run
+
+        batch.score = timed(score)  # type: ignore[method-assign,assignment]
+        batch.finish = timed(finish)  # type: ignore[method-assign,assignment]
     transceiver.turn_detector = lambda params, rate: TimedDetector(
         server_vad_detector(params, rate, batch=batch), probe
     )

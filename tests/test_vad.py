@@ -122,3 +122,34 @@ def test_a_discarded_stream_is_not_scored() -> None:
         batch.submit(SileroVad(8000), PCM[:256], got.append)
     with pytest.raises(ValueError):
         VadBatch(max_batch=0)
+
+
+def test_rounds_in_flight_keep_each_stream_in_order_and_honour_resets() -> None:
+    from voxwire.agent.vad import VadBatch
+
+    n = WINDOW_SAMPLES[16000]
+    alone = SileroVad().process(PCM[: 6 * n])
+    batch = VadBatch()
+    a, b = SileroVad(), SileroVad()
+    got_a: list[float] = []
+    got_b: list[float] = []
+    batch.submit(a, PCM[:n], got_a.append)
+    batch.submit(b, PCM[:n], got_b.append)
+    first = batch.take_round()
+    assert first is not None and len(first.streams) == 2
+    with pytest.raises(RuntimeError):
+        batch.take_round()  # one round in flight at a time
+    batch.submit(a, PCM[n : 2 * n], got_a.append)  # queued while the first round is scored
+    batch.score(first)  # (on a worker thread in the gateway)
+    batch.discard(b)  # b's detector was reset meanwhile: its in-flight window must not land
+    b.reset()
+    assert batch.finish(first) == 2
+    assert got_b == [] and b.windows == 0 and np.all(b._state == 0)
+    batch.run()
+    for k in range(2, 6):
+        batch.submit(a, PCM[k * n : (k + 1) * n], got_a.append)
+    failed = batch.take_round()
+    assert failed is not None
+    batch.abandon(failed)  # inference raised: that window is dropped, the batch goes on
+    batch.run()
+    assert np.allclose(got_a[:2], alone[:2], atol=1e-5) and len(got_a) == 5

@@ -58,3 +58,45 @@ def test_turns_decided_by_the_batch_wake_their_calls_every_time() -> None:
     # Both callers said three things; each turn reached the runner when its batch ran.
     assert starts == {call.call_id: 3 for call in calls}
     assert batch.runs < batch.windows  # the two calls' windows shared runs
+
+
+def test_the_gateway_scores_on_a_worker_thread_and_wakes_the_calls() -> None:
+    import asyncio
+    import threading
+
+    from voxwire.aio.udp import open_udp
+    from voxwire.aio.vad import attach_vad_batch
+
+    async def main() -> tuple[int, set[str]]:
+        transceiver = Transceiver(TransceiverConfig(advertised=(("127.0.0.1", 9),)), EchoAgent(stream=False))
+        shell = await open_udp(transceiver.endpoint, "127.0.0.1", 0)
+        threads: set[str] = set()
+        batch = attach_vad_batch(transceiver, shell)
+        score = batch.score
+
+        def traced(round_):  # type: ignore[no-untyped-def]
+            threads.add(threading.current_thread().name)
+            score(round_)
+
+        batch.score = traced  # type: ignore[method-assign]
+        vad = {"audio": {"input": {"turn_detection": {"type": "server_vad"}}}}
+        client = TestClient(Certificate.generate(), 0.0)
+        call, _ = transceiver.create_call(client.offer(), shell.now(), session=vad)
+        starts = 0
+        pcm = speech()
+        for i in range(0, len(pcm) + RATE, 480):
+            frame = pcm[i : i + 480] if i < len(pcm) else np.zeros(480, dtype=np.int16)
+            call.voice.on_input_audio(frame)
+            await asyncio.sleep(0.002)  # the loop runs the round and its hand-back
+            for pending in transceiver.take_pending():
+                while (command := pending.poll_command()) is not None:
+                    if isinstance(command, StartResponse):
+                        starts += 1
+                        pending.voice.on_agent_done(command.response_id)
+        await asyncio.sleep(0.05)
+        shell.transport.close()  # type: ignore[union-attr]
+        return starts, threads
+
+    starts, threads = asyncio.run(main())
+    assert starts == 3
+    assert threads and all(name.startswith("voxwire-vad") for name in threads)

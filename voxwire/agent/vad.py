@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -43,7 +44,7 @@ from voxwire.agent.speech.models import SILERO_VAD, verified_path
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["SileroVad", "VadBatch", "WINDOW_SAMPLES", "load_session"]
+__all__ = ["SileroVad", "VadBatch", "VadRound", "WINDOW_SAMPLES", "load_session"]
 
 Pcm = npt.NDArray[np.int16]
 
@@ -124,6 +125,20 @@ class SileroVad:
 
 
 Deliver = Callable[[float], None]
+_SR16 = np.array(16000, dtype=np.int64)
+
+
+@dataclass(eq=False)
+class VadRound:
+    """One onnxruntime run's worth of windows: the oldest queued window of up to ``max_batch``
+    streams. :meth:`VadBatch.score` may run on another thread (onnxruntime releases the GIL)."""
+
+    streams: list[SileroVad]
+    delivers: list[Deliver]
+    x: npt.NDArray[np.float32]
+    state: npt.NDArray[np.float32]
+    prob: npt.NDArray[np.float32] | None = None
+    state_out: npt.NDArray[np.float32] | None = None
 
 
 class VadBatch:
@@ -133,6 +148,9 @@ class VadBatch:
     scores everything queued, at most ``max_batch`` streams per onnxruntime run, and calls the
     callbacks, in order within each stream. ``on_pending`` is called when the first window is
     queued into an empty batch: the edge's cue to schedule :meth:`run`.
+
+    :meth:`run` is :meth:`take_round`, :meth:`score`, :meth:`finish` until nothing is queued; an
+    edge may call :meth:`score` on a worker thread instead, one round in flight at a time.
     """
 
     def __init__(self, max_batch: int = 64) -> None:
@@ -140,15 +158,16 @@ class VadBatch:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         self.max_batch = max_batch
         self.on_pending: Callable[[], None] | None = None
-        self._sr = np.array(16000, dtype=np.int64)
         self._queues: dict[SileroVad, deque[tuple[Pcm, Deliver]]] = {}
+        self._in_flight: VadRound | None = None
+        self._discarded: set[SileroVad] = set()  # streams reset while their window was in flight
         #: onnxruntime runs and windows scored, for the benchmark and /metrics.
         self.runs = 0
         self.windows = 0
 
     @property
     def pending(self) -> int:
-        """Windows queued."""
+        """Windows queued (not counting a round in flight)."""
         return sum(len(q) for q in self._queues.values())
 
     def submit(self, vad: SileroVad, window: Pcm, deliver: Deliver) -> None:
@@ -165,33 +184,65 @@ class VadBatch:
     def discard(self, vad: SileroVad) -> None:
         """Forget a stream's queued windows (its detector was reset or closed)."""
         self._queues.pop(vad, None)
+        if self._in_flight is not None and vad in self._in_flight.streams:
+            self._discarded.add(vad)
 
     def run(self) -> int:
-        """Score every queued window; returns how many."""
+        """Score every queued window here and now; returns how many."""
         scored = 0
-        queues = self._queues
-        while queues:
-            streams = list(islice(queues, self.max_batch))
-            items = []
-            for vad in streams:
-                queue = queues[vad]
-                items.append(queue.popleft())
-                if not queue:
-                    del queues[vad]
-            n = len(streams)
-            width = streams[0]._input.shape[1]
-            x = np.empty((n, width), dtype=np.float32)
-            state = np.empty((2, n, 128), dtype=np.float32)
-            for i, (vad, (window, _)) in enumerate(zip(streams, items, strict=True)):
-                x[i] = vad._next_input(window)[0]
-                state[:, i, :] = vad._state[:, 0, :]
-            prob, state_out = load_session().run(None, {"input": x, "state": state, "sr": self._sr})
-            self.runs += 1
-            for i, vad in enumerate(streams):
-                vad._state = state_out[:, i : i + 1, :].copy()
-                vad.windows += 1
-            for i, (_, deliver) in enumerate(items):
-                deliver(float(prob[i, 0]))
-            scored += n
-        self.windows += scored
+        while (batch := self.take_round()) is not None:
+            self.score(batch)
+            scored += self.finish(batch)
         return scored
+
+    def take_round(self) -> VadRound | None:
+        """The next round's inputs (the oldest window of each of up to ``max_batch`` streams), or
+        None if nothing is queued. Until :meth:`finish`, no other round may be taken."""
+        if self._in_flight is not None:
+            raise RuntimeError("a VAD round is already in flight")
+        queues = self._queues
+        if not queues:
+            return None
+        streams = list(islice(queues, self.max_batch))
+        delivers = []
+        x = np.empty((len(streams), streams[0]._input.shape[1]), dtype=np.float32)
+        state = np.empty((2, len(streams), 128), dtype=np.float32)
+        for i, vad in enumerate(streams):
+            queue = queues[vad]
+            window, deliver = queue.popleft()
+            if not queue:
+                del queues[vad]
+            delivers.append(deliver)
+            x[i] = vad._next_input(window)[0]
+            state[:, i, :] = vad._state[:, 0, :]
+        self._in_flight = VadRound(streams, delivers, x, state)
+        return self._in_flight
+
+    @staticmethod
+    def score(batch: VadRound) -> None:
+        """Run the model on a round (touches nothing else: safe on a worker thread)."""
+        batch.prob, batch.state_out = load_session().run(
+            None, {"input": batch.x, "state": batch.state, "sr": _SR16}
+        )
+
+    def abandon(self, batch: VadRound) -> None:
+        """Give up on a round whose scoring failed: its windows are dropped, nothing is delivered."""
+        assert batch is self._in_flight
+        self._in_flight = None
+        self._discarded.clear()
+
+    def finish(self, batch: VadRound) -> int:
+        """Store each stream's new state and deliver the probabilities; returns how many."""
+        assert batch is self._in_flight and batch.prob is not None and batch.state_out is not None
+        self._in_flight = None
+        discarded, self._discarded = self._discarded, set()
+        self.runs += 1
+        n = len(batch.streams)
+        self.windows += n
+        for i, vad in enumerate(batch.streams):
+            if vad in discarded:
+                continue  # reset while scored: this window belongs to the stream's old life
+            vad._state = batch.state_out[:, i : i + 1, :].copy()
+            vad.windows += 1
+            batch.delivers[i](float(batch.prob[i, 0]))
+        return n
