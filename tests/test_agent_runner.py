@@ -134,3 +134,42 @@ def test_cancel_stops_a_long_response_within_a_frame(certs):
         close(*shells)
 
     asyncio.run(main())
+
+
+class FirstFrameProbe:
+    """Yields audio once, then looks whether the call already sent its first RTP packet."""
+
+    name = "first-frame-probe"
+    sample_rate = RATE
+
+    def __init__(self) -> None:
+        self.sent_before_resuming: list[bool] = []
+
+    def start(self, ctx):  # type: ignore[no-untyped-def]
+        probe = self
+
+        class Session:
+            def on_audio(self, pcm, now) -> None:  # type: ignore[no-untyped-def]
+                pass
+
+            async def respond(self, turn):  # type: ignore[no-untyped-def]
+                yield AudioOut(np.zeros(RATE // 10, dtype=np.int16))
+                probe.sent_before_resuming.append(ctx.timeline.first_audio_out is not None)
+
+            def close(self) -> None:
+                pass
+
+        return Session()
+
+
+def test_a_responses_first_frame_leaves_with_the_agents_output(certs):
+    """No timer round trip between the agent's first audio and its first RTP packet."""
+
+    async def main() -> None:
+        agent = FirstFrameProbe()
+        client, channel, send, runner, shells = await realtime_call(certs, agent)
+        await until(lambda: "response.done" in types(events_of(client, channel)), timeout=5)
+        assert agent.sent_before_resuming == [True]
+        close(*shells)
+
+    asyncio.run(main())

@@ -75,7 +75,9 @@ class AgentRunner:
             self._wake(call)
 
     def _wake(self, call: Call) -> None:
-        call.pump(self.shell.now())
+        now = self.shell.now()
+        call.pump(now)
+        call.send_due_audio(now)
         self.transceiver.endpoint.touch(call)
         self.shell.drain()
 

@@ -174,6 +174,14 @@ class Call:
 
     # -- application ----------------------------------------------------------------------------
 
+    def send_due_audio(self, now: float) -> None:
+        """Send the frames whose ticks have come (after agent output was queued from outside):
+        the first frame of a response leaves now, not one timer round trip later."""
+        deadline = self.outbound.poll_timeout()
+        if deadline is not None and now >= deadline:
+            self._send_due(now)
+            self.pump(now)
+
     def poll_command(self) -> Command | None:
         """Agent work the voice layer asked for (start or cancel a response)."""
         return self._commands.popleft() if self._commands else None
@@ -258,10 +266,7 @@ class Call:
             self._feed_agent(now)
             # A streaming agent (echo, passthrough) queued a frame whose tick is already due: send
             # it now rather than through a timer round trip (the pacer decides, as at a timeout).
-            deadline = self.outbound.poll_timeout()
-            if deadline is not None and now >= deadline:
-                self._send_due(now)
-                self.pump(now)
+            self.send_due_audio(now)
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
