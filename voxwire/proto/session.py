@@ -222,10 +222,19 @@ class Session:
     def poll_timeout(self) -> float | None:
         if self.state is State.CLOSED:
             return None
-        deadlines = [self.connect_deadline, self.ice.poll_timeout(), self.dtls.poll_timeout()]
+        # Asked after every datagram of every call: compare in place, allocate nothing.
+        best = self.connect_deadline
+        d = self.ice.poll_timeout()
+        if d is not None and (best is None or d < best):
+            best = d
+        d = self.dtls.poll_timeout()
+        if d is not None and (best is None or d < best):
+            best = d
         if self.rtcp is not None:
-            deadlines.append(self.rtcp.poll_timeout())
-        return min((d for d in deadlines if d is not None), default=None)
+            d = self.rtcp.poll_timeout()
+            if best is None or d < best:
+                best = d
+        return best
 
     def poll_transmit(self) -> tuple[bytes, Address] | None:
         return self._transmits.popleft() if self._transmits else None
