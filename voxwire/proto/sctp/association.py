@@ -8,19 +8,10 @@ and :meth:`poll_transmit` / :meth:`poll_event` / :meth:`poll_timeout` drain it. 
 SCTP packet of at most ``config.mtu`` bytes for one DTLS record. There is one path and no
 addresses: DTLS carries the packets, so multi-homing and address parameters do not exist here.
 
-Setup. Either side may start (:meth:`connect` sends INIT, RFC 9260 §5.1), and in WebRTC both
-usually do. An INIT received before we are established is answered with an INIT ACK carrying our
-tag and initial TSN -- the same ones our own INIT carried, as §5.2.1 requires for the collision --
-and a State Cookie signed with HMAC-SHA256 (see ``cookie.py``), so a lone INIT creates no state.
-A valid COOKIE ECHO establishes the association (§5.1.5, and Table 7 action D of §5.2.4 when both
-INITs crossed); a COOKIE ACK does so for the initiator. Association restart (§5.2.4 action A) is
-not supported: WebRTC ties the association to one DTLS session.
-
-SNAP (draft-hancke-tsvwg-snap): both INIT chunks travel in the SDP (``a=sctp-init``). Our INIT is
-fixed at construction (:meth:`local_init_chunk`), and :meth:`start_snap` with the peer's INIT
-builds the association state directly, skipping INIT / INIT ACK / COOKIE ECHO / COOKIE ACK: each
-side sends with the other's Initiate Tag as verification tag, and the initial TSNs come from the
-two INITs. Call it once DTLS is up; the association is ESTABLISHED at once (draft §6).
+Setup (``handshake.py``). Either side may start (:meth:`connect` sends INIT, RFC 9260 §5.1), and in
+WebRTC both usually do; a valid COOKIE ECHO, or a COOKIE ACK for the initiator, establishes the
+association. With SNAP (draft-hancke-tsvwg-snap) :meth:`start_snap` takes the peer's INIT from the
+SDP and is ESTABLISHED at once. Association restart (§5.2.4 action A) is not supported.
 
 Data. ``send`` queues a message (``send.py``); packets are built in :meth:`poll_transmit`:
 control chunks first (COOKIE ECHO leads, RFC 9260 §6.10), then a SACK when one is due (or can
@@ -56,8 +47,7 @@ from voxwire.proto.sctp.common import (
     State,
     StreamsReset,
 )
-from voxwire.proto.sctp.cookie import open_cookie
-from voxwire.proto.sctp.handshake import PeerParams, init_ack_for, local_init, valid_init
+from voxwire.proto.sctp.handshake import PRE_ESTABLISHED, Handshake, PeerParams, snap_peer
 from voxwire.proto.sctp.heartbeat import Heartbeat
 from voxwire.proto.sctp.packetizer import PacketBuilder, fill_data
 from voxwire.proto.sctp.reconfig import StreamResetter
@@ -78,8 +68,7 @@ _API: dict[tuple[str, State], State] = {
     ("shutdown", State.ESTABLISHED): State.SHUTDOWN_PENDING,
     ("shutdown", State.SHUTDOWN_PENDING): State.SHUTDOWN_PENDING,
 }
-_PRE_ESTABLISHED = frozenset({State.CLOSED, State.COOKIE_WAIT, State.COOKIE_ECHOED})
-_ACCEPTS_SEND = _PRE_ESTABLISHED | {State.ESTABLISHED}
+_ACCEPTS_SEND = PRE_ESTABLISHED | {State.ESTABLISHED}
 _SENDS_DATA = frozenset(
     {State.COOKIE_ECHOED, State.ESTABLISHED, State.SHUTDOWN_PENDING, State.SHUTDOWN_RECEIVED}
 )
@@ -112,9 +101,10 @@ class SctpAssociation:
         self._remote_port = remote_port
         self._max_message = max_message_size
         self._remote_max_message = remote_max_message_size or (1 << 62)
-        self._cookie_key = cookie_key if cookie_key is not None else rng.randbytes(32)
+        key = cookie_key if cookie_key is not None else rng.randbytes(32)
         self._local_tag = rng.randrange(1, 1 << 32)
         self._local_initial_tsn = rng.randrange(0, 1 << 32)
+        self._hs = Handshake(config, self._local_tag, self._local_initial_tsn, key)
         self._state = State.CLOSED
         self._finished = False
         self._now = 0.0
@@ -127,15 +117,10 @@ class SctpAssociation:
         self._rq: RetransmitQueue | None = None
         self._rx: Receiver | None = None
         self._resetter: StreamResetter | None = None
-        self._cookie: bytes | None = None
         self._raw: deque[bytes] = deque()
         self._control: list[w.Chunk] = []
         self._events: deque[SctpEvent] = deque()
-        self._cookie_echo_due = False
         self._shutdown = Shutdown()
-        self._t1: float | None = None
-        self._t1_rto = config.rto_initial
-        self._t1_count = 0
         self._errors = 0
         self._hb = Heartbeat(config.heartbeat_interval, rng)
         self.counters: dict[str, int] = {}
@@ -171,7 +156,7 @@ class SctpAssociation:
 
     @property
     def rto(self) -> float:
-        return self._rq.rto.rto if self._rq is not None else self._t1_rto
+        return self._rq.rto.rto if self._rq is not None else self._hs.rto
 
     @property
     def receive_held(self) -> int:
@@ -189,7 +174,7 @@ class SctpAssociation:
 
     def local_init_chunk(self) -> bytes:
         """Our INIT chunk for SNAP's ``a=sctp-init`` (unpadded; base64 it for the SDP)."""
-        return w.serialize_chunk(self._init_chunk())
+        return w.serialize_chunk(self._hs.init)
 
     # ----------------------------------------------------------------------------------------------
     # Local operations
@@ -205,17 +190,15 @@ class SctpAssociation:
         """Send INIT (RFC 9260 §5.1 A) and start T1-init."""
         self._now = now
         self._transition("connect")
-        self._raw.append(self._packet(0, (self._init_chunk(),)))
-        self._t1 = now + self._t1_rto
+        self._raw.append(self._packet(0, (self._hs.init,)))
+        self._hs.start(now)
 
     def start_snap(self, remote_init: bytes | w.InitChunk, now: float) -> None:
         """Establish from the peer's INIT signalled in SDP (SNAP); raises ParseError if invalid."""
-        init = remote_init if isinstance(remote_init, w.InitChunk) else w.parse_init_chunk(remote_init)
-        if not valid_init(init):
-            raise ParseError("INIT: zero Initiate Tag or stream count (RFC 9260 §3.3.2)")
+        peer = snap_peer(remote_init)
         self._now = now
         self._transition("start_snap")
-        self._create_tcb(PeerParams.from_init(init))
+        self._create_tcb(peer)
         self._establish()
 
     def send(
@@ -330,7 +313,7 @@ class SctpAssociation:
                 rx.on_data(chunk)
                 self._deliver(rx)  # before any event a later chunk of this packet causes
         elif isinstance(chunk, w.SackChunk):
-            if rq is None or self._state in _PRE_ESTABLISHED - {State.COOKIE_ECHOED}:
+            if rq is None or self._state in PRE_ESTABLISHED - {State.COOKIE_ECHOED}:
                 self._count("sack_before_established")
             elif not rq.on_sack(chunk, now):
                 self._fail("SACK for a TSN never sent", w.CAUSE_PROTOCOL_VIOLATION)
@@ -338,9 +321,18 @@ class SctpAssociation:
             else:
                 self._after_ack()
         elif isinstance(chunk, w.InitChunk):
-            self._on_init(chunk, now)
+            ack = self._hs.on_init(chunk, self._state, now)
+            if isinstance(ack, str):
+                self._count(ack)
+            else:
+                self._raw.append(self._packet(chunk.initiate_tag, (ack,)))
         elif isinstance(chunk, w.InitAckChunk):
-            self._on_init_ack(chunk, now)
+            peer = self._hs.on_init_ack(chunk, self._state, now)
+            if isinstance(peer, str):
+                self._count(peer)
+            else:
+                self._create_tcb(peer)
+                self._state = State.COOKIE_ECHOED
         elif isinstance(chunk, w.CookieEchoChunk):
             self._on_cookie_echo(chunk, now)
         elif isinstance(chunk, w.CookieAckChunk):
@@ -378,44 +370,17 @@ class SctpAssociation:
             self._control.append(w.ErrorChunk((w.ErrorCause(w.CAUSE_UNRECOGNIZED_CHUNK, raw[:512]),)))
         return bool(chunk.type & 0x80)
 
-    # --- handshake ---------------------------------------------------------------------------------
-
-    def _init_chunk(self) -> w.InitChunk:
-        return local_init(self._local_tag, self._config.receive_window, self._local_initial_tsn)
-
-    def _on_init(self, init: w.InitChunk, now: float) -> None:
-        if not valid_init(init):
-            self._count("bad_init")  # RFC 9260 §3.3.2: silently discard
-        elif self._state not in _PRE_ESTABLISHED:
-            self._count("init_while_established")  # restart (§5.2.2) is not supported
-        else:
-            ack = init_ack_for(init, self._init_chunk(), self._cookie_key, now, self._config.cookie_lifetime)
-            self._raw.append(self._packet(init.initiate_tag, (ack,)))
-
-    def _on_init_ack(self, ack: w.InitAckChunk, now: float) -> None:
-        if self._state is not State.COOKIE_WAIT or not valid_init(ack):
-            self._count("unexpected_init_ack")  # §5.2.3
-            return
-        self._create_tcb(PeerParams.from_init(ack))
-        self._cookie = ack.state_cookie
-        self._state = State.COOKIE_ECHOED
-        self._cookie_echo_due = True
-        self._t1_count = 0
-        self._t1_rto = self._config.rto_initial
-        self._t1 = now + self._t1_rto
+    # --- handshake (the Handshake part judges INIT, INIT ACK and COOKIE ECHO) ----------------------
 
     def _on_cookie_echo(self, echo: w.CookieEchoChunk, now: float) -> None:
-        opened = open_cookie(echo.cookie, self._cookie_key, now)
-        if isinstance(opened, str) or opened.local_tag != self._local_tag:
-            self._count(opened if isinstance(opened, str) else "bad_cookie")
+        peer = self._hs.on_cookie_echo(echo, self._peer_tag, now)
+        if isinstance(peer, str):
+            self._count(peer)
             return
         if self._peer_tag is None:
-            self._create_tcb(PeerParams.from_cookie(opened))
-        elif opened.peer_tag != self._peer_tag:
-            self._count("cookie_tag_mismatch")  # restart / stale collision cases of §5.2.4
-            return
+            self._create_tcb(peer)
         self._control.append(w.CookieAckChunk())
-        if self._state in _PRE_ESTABLISHED:
+        if self._state in PRE_ESTABLISHED:
             self._establish()
 
     def _create_tcb(self, peer: PeerParams) -> None:
@@ -429,8 +394,7 @@ class SctpAssociation:
 
     def _establish(self) -> None:
         self._state = State.ESTABLISHED
-        self._t1 = None
-        self._cookie_echo_due = False
+        self._hs.stop()
         self._hb.schedule(self._now, self.rto)
         self._events.append(Connected())
 
@@ -450,7 +414,7 @@ class SctpAssociation:
 
     def _on_reconfig(self, chunk: w.ReconfigChunk, now: float) -> None:
         resetter, rx = self._resetter, self._rx
-        if resetter is None or rx is None or self._state in _PRE_ESTABLISHED:
+        if resetter is None or rx is None or self._state in PRE_ESTABLISHED:
             self._count("reconfig_before_established")
             return
         replies, by_peer, ours = resetter.on_chunk(chunk, rx.cum_tsn, now, self.rto)
@@ -467,7 +431,7 @@ class SctpAssociation:
     ) -> None:
         state, rq = self._state, self._rq
         if isinstance(chunk, w.ShutdownChunk):
-            if rq is None or state in _PRE_ESTABLISHED:
+            if rq is None or state in PRE_ESTABLISHED:
                 self._count("shutdown_before_established")
                 return
             rq.on_sack(w.SackChunk(chunk.cumulative_tsn, rq.peer_a_rwnd), now)  # §9.2: acks like a SACK
@@ -486,7 +450,7 @@ class SctpAssociation:
         """The earliest deadline, or None when nothing is scheduled."""
         if self._finished:
             return None
-        deadlines = [self._t1, self._shutdown.t2, self._hb.deadline]
+        deadlines = [self._hs.deadline, self._shutdown.t2, self._hb.deadline]
         if self._rq is not None:
             deadlines.append(self._rq.t3_deadline)
         if self._rx is not None:
@@ -500,8 +464,11 @@ class SctpAssociation:
         self._opportunity()
         if self._finished:
             return
-        if self._t1 is not None and now >= self._t1:
-            self._on_t1(now)
+        if self._hs.deadline is not None and now >= self._hs.deadline:
+            if not self._hs.on_timer(now, self._state):
+                self._close("handshake timed out", by_peer=False)
+            elif self._state is State.COOKIE_WAIT:
+                self._raw.append(self._packet(0, (self._hs.init,)))
         if self._shutdown.t2 is not None and now >= self._shutdown.t2:
             self._errors += 1
             if not self._check_errors():
@@ -531,19 +498,6 @@ class SctpAssociation:
             and self._state is not State.ESTABLISHED
         ):
             resetter.deadline = None  # requests go out only while established
-
-    def _on_t1(self, now: float) -> None:
-        self._t1_count += 1
-        limit = self._config.max_init_retransmits
-        if limit is not None and self._t1_count > limit:
-            self._close("handshake timed out", by_peer=False)
-            return
-        self._t1_rto = min(self._config.rto_max, self._t1_rto * 2)
-        self._t1 = now + self._t1_rto
-        if self._state is State.COOKIE_WAIT:
-            self._raw.append(self._packet(0, (self._init_chunk(),)))
-        elif self._state is State.COOKIE_ECHOED:
-            self._cookie_echo_due = True
 
     def _check_errors(self) -> bool:
         limit = self._config.max_retransmits
@@ -578,8 +532,9 @@ class SctpAssociation:
             self._state = self._shutdown.drained(self._state, now, self.rto)
         packet = PacketBuilder(self._config.mtu)
         add = packet.add
-        if self._cookie_echo_due and self._cookie is not None:
-            self._cookie_echo_due = not add(w.CookieEchoChunk(self._cookie))
+        echo = self._hs.cookie_echo()
+        if echo is not None and add(echo):
+            self._hs.cookie_echo_due = False
         while self._control and add(self._control[0]):
             self._control.pop(0)
         closing = self._shutdown.chunk(self._state, rx.cum_tsn % TSN_MOD) if self._shutdown.due else None
@@ -632,7 +587,7 @@ class SctpAssociation:
     def _close(self, reason: str, *, by_peer: bool) -> None:
         self._finished = True
         self._state = State.CLOSED
-        self._t1 = None
+        self._hs.stop()
         self._shutdown.stop()
         self._hb.stop()
         self._control.clear()
