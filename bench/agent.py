@@ -33,7 +33,7 @@ import numpy.typing as npt
 from voxwire.agent.speech.stt import Transcriber, load_whisper
 from voxwire.agent.speech.tts import Synthesizer
 from voxwire.agent.turns import ServerVad, TurnCommitted, TurnDetector
-from voxwire.agent.vad import SileroVad, load_session
+from voxwire.agent.vad import SileroVad, VadBatch, load_session
 from voxwire.media.resample import Resampler
 
 Pcm = npt.NDArray[np.int16]
@@ -98,11 +98,30 @@ def bench_vad(pcm16: Pcm, repeat: int) -> list[tuple[str, float, float]]:
             per_chunk.append((time.perf_counter_ns() - t0) / 1e6)
     w50, w90 = quantiles(per_window)
     c50, c90 = quantiles(per_chunk)
-    return [
+    rows = [
         ("Silero window (32 ms of audio)", w50, w90),
         ("TurnDetector.append, 20 ms at 24 kHz", c50, c90),
         ("  = share of one core per session (%)", 100 * statistics.mean(per_chunk) / 20, float("nan")),
     ]
+    # As voxwire serve runs it: N sessions' detectors on one VadBatch, each 20 ms step is every
+    # session's append() and one batch run (everything on this thread here).
+    for sessions in (1, 10, 50):
+        per_step = []
+        for _ in range(repeat):
+            batch = VadBatch()
+            dets = [TurnDetector(ServerVad(), 24000, batch=batch) for _ in range(sessions)]
+            for k in range(len(chunks)):
+                t0 = time.perf_counter_ns()
+                for i, det in enumerate(dets):
+                    det.append(chunks[(k + 7 * i) % len(chunks)])  # sessions at different points
+                batch.run()
+                for det in dets:
+                    while det.poll_event() is not None:
+                        pass
+                per_step.append((time.perf_counter_ns() - t0) / 1e6 / sessions)
+        s50, s90 = quantiles(per_step)
+        rows.append((f"batched, {sessions} sessions: per session per 20 ms", s50, s90))
+    return rows
 
 
 def bench_stt(pcm16: Pcm, repeat: int) -> list[tuple[str, float, float]]:
