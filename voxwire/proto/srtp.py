@@ -26,6 +26,12 @@ Every failure -- authentication, replay, malformed packet, packet too long for l
 raises :class:`SrtpError`; the session turns it into a drop counter. Protect/unprotect are ~1-2 µs
 (``bench/dtls_setup.py`` measures them).
 
+RTP, the per-packet path, calls libsrtp through pylibsrtp's own cffi binding with one length cell
+per session, skipping ``pylibsrtp.Session``'s per-call checks and ``int *`` allocation: ~2 us less
+per packet each way, a tenth of what a pass-through call costs per packet pair. The packet still
+goes through the session's own 1500-byte buffer, and the same libsrtp status names become
+:class:`SrtpError`. RTCP (a few packets a second) keeps the public API.
+
 This module is sans-IO: no sockets, no clocks.
 """
 
@@ -34,11 +40,16 @@ from __future__ import annotations
 from enum import Enum
 
 import pylibsrtp
+from pylibsrtp import ERRORS as _SRTP_ERRORS
+from pylibsrtp._binding import ffi as _ffi
+from pylibsrtp._binding import lib as _lib
 
 __all__ = ["REPLAY_WINDOW", "SrtpError", "SrtpProfile", "SrtpSession"]
 
 #: Inbound SRTP replay window, in packets (RFC 3711 §3.3.2 asks for at least 64).
 REPLAY_WINDOW = 1024
+#: libsrtp's per-session buffer (pylibsrtp allocates 1500 bytes) minus the largest SRTP trailer.
+_MAX_RTP = 1500 - pylibsrtp.SRTP_MAX_TRAILER_LEN
 
 
 class SrtpError(Exception):
@@ -91,7 +102,7 @@ class SrtpProfile(Enum):
 class SrtpSession:
     """Both directions of one SRTP association (RTP and RTCP share the keys, RFC 3711 §4.3.2)."""
 
-    __slots__ = ("profile", "_tx", "_rx")
+    __slots__ = ("profile", "_tx", "_rx", "_tx_ctx", "_tx_cdata", "_tx_buf", "_rx_ctx", "_rx_cdata", "_rx_buf", "_len")
 
     def __init__(self, profile: SrtpProfile, local_key: bytes, remote_key: bytes) -> None:
         for which, key in (("local_key", local_key), ("remote_key", remote_key)):
@@ -114,20 +125,36 @@ class SrtpSession:
         rx_policy.window_size = REPLAY_WINDOW
         self._tx = pylibsrtp.Session(tx_policy)
         self._rx = pylibsrtp.Session(rx_policy)
+        # The per-packet path (see the module docstring): each session's srtp_t and buffer.
+        self._tx_ctx, self._tx_cdata, self._tx_buf = self._tx._srtp[0], self._tx._cdata, self._tx._buffer
+        self._rx_ctx, self._rx_cdata, self._rx_buf = self._rx._srtp[0], self._rx._cdata, self._rx._buffer
+        self._len = _ffi.new("int *")
 
     def protect_rtp(self, packet: bytes) -> bytes:
         """RTP -> SRTP (RFC 3711 §3.3; RFC 7714 §8 for GCM)."""
-        try:
-            return self._tx.protect(packet)
-        except (pylibsrtp.Error, ValueError, TypeError) as exc:
-            raise SrtpError(f"protect RTP: {exc}") from None
+        n = len(packet)
+        if n > _MAX_RTP:
+            raise SrtpError("protect RTP: packet is too long")
+        buf, length = self._tx_buf, self._len
+        buf[0:n] = packet
+        length[0] = n
+        rc = _lib.srtp_protect(self._tx_ctx, self._tx_cdata, length)
+        if rc:
+            raise SrtpError(f"protect RTP: {_SRTP_ERRORS[rc]}")
+        return buf[0 : length[0]]  # type: ignore[no-any-return]
 
     def unprotect_rtp(self, packet: bytes) -> bytes:
         """SRTP -> RTP, with authentication and the replay check (RFC 3711 §3.3.2)."""
-        try:
-            return self._rx.unprotect(packet)
-        except (pylibsrtp.Error, ValueError, TypeError) as exc:
-            raise SrtpError(f"unprotect RTP: {exc}") from None
+        n = len(packet)
+        if n > 1500:
+            raise SrtpError("unprotect RTP: packet is too long")
+        buf, length = self._rx_buf, self._len
+        buf[0:n] = packet
+        length[0] = n
+        rc = _lib.srtp_unprotect(self._rx_ctx, self._rx_cdata, length)
+        if rc:
+            raise SrtpError(f"unprotect RTP: {_SRTP_ERRORS[rc]}")
+        return buf[0 : length[0]]  # type: ignore[no-any-return]
 
     def protect_rtcp(self, packet: bytes) -> bytes:
         """RTCP -> SRTCP (RFC 3711 §3.4; RFC 7714 §9 for GCM)."""
