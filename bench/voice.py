@@ -1,9 +1,11 @@
 """The voice layer's own latency and cost: turns, barge-in, pacing, CPU per session (issue 5).
 
 Run: ``.venv/bin/python bench/voice.py [--sessions 1,50] [--seconds 40] [--loop uvloop|asyncio]
-[--vad batched,single]`` (needs espeak-ng). ``--vad``: the turn detectors share one VAD batch per
+[--vad batched,single] [--arrivals burst,spread]`` (needs espeak-ng). ``--vad``: the turn detectors share one VAD batch per
 loop iteration as in ``voxwire serve`` (``batched``), or run Silero once per window (``single``);
-give both to compare them in one run. Prints a Markdown table and writes ``bench/out/voice.json``.
+give both to compare them in one run. ``--arrivals``: the callers send every session's frame at the
+same instant (``burst``, one shared timer: the worst case for the gateway) or with their phases
+spread over the 20 ms in ten groups (``spread``, as independent clients' clocks are). Prints a Markdown table and writes ``bench/out/voice.json``.
 
 Set-up, per configuration (1 and 50 concurrent sessions by default):
 
@@ -133,7 +135,13 @@ def build_script() -> Script:
 # ---- the callers (child process) -------------------------------------------------------------------
 
 
-async def run_callers(url: str, sessions: int, seconds: float, script_path: str) -> dict[str, Any]:
+#: With ``--arrivals spread``, sessions send in this many groups, evenly spaced within each 20 ms.
+SPREAD_GROUPS = 10
+
+
+async def run_callers(
+    url: str, sessions: int, seconds: float, script_path: str, arrivals: str = "burst"
+) -> dict[str, Any]:
     import aiohttp
 
     from voxwire.proto.certificate import Certificate
@@ -179,19 +187,26 @@ async def run_callers(url: str, sessions: int, seconds: float, script_path: str)
     start = loop.time() + 0.05
     started_at = time.monotonic() + 0.05
     total = int(seconds / FRAME_SECONDS)
+    # burst: every session's frame at the same instant (one shared timer: the worst case for the
+    # gateway); spread: independent clients' phases, as real callers' clocks are, in 10 groups.
+    groups = SPREAD_GROUPS if arrivals == "spread" else 1
+    offsets = {}
+    for i, (_, shell, _) in enumerate(callers):
+        offsets[shell.transport.get_extra_info("sockname")[1]] = (i % groups) * FRAME_SECONDS / groups
     late = []
     for k in range(total):
-        at = start + k * FRAME_SECONDS
-        delay = at - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        late.append(loop.time() - at)
-        for client, shell, phase in callers:
-            position = k + phase
-            client.send_rtp(
-                script.payloads[position % script.frames], (position * FRAME_SAMPLES) & 0xFFFFFFFF, k == 0
-            )
-            shell.drain()
+        for g in range(groups):
+            at = start + k * FRAME_SECONDS + g * FRAME_SECONDS / groups
+            delay = at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            late.append(loop.time() - at)
+            for client, shell, phase in callers[g::groups]:
+                position = k + phase
+                client.send_rtp(
+                    script.payloads[position % script.frames], (position * FRAME_SAMPLES) & 0xFFFFFFFF, k == 0
+                )
+                shell.drain()
     ended_at = time.monotonic()
     received = sum(c.rtp_in for c, _, _ in callers)
     for _, shell, _ in callers:
@@ -199,6 +214,8 @@ async def run_callers(url: str, sessions: int, seconds: float, script_path: str)
     return {
         "started_at": started_at,
         "ended_at": ended_at,
+        "arrivals": arrivals,
+        "offsets": offsets,
         "frames_sent_per_session": total,
         "rtp_received": received,
         "send_late_p99_ms": 1000 * float(np.percentile(late, 99)),
@@ -335,7 +352,7 @@ class Probe:
                     probe.arrivals[where].append(t)
                 first = probe.first_position.setdefault(where, absolute)
                 if absolute % 10 == 0:
-                    probe.reads.append((t, absolute - first, 0))
+                    probe.reads.append((t, absolute - first, addr[1]))
             received(data, addr)
 
         shell.datagram_received = datagram_received
@@ -441,7 +458,13 @@ class InstantSession:
 
 
 async def measure(
-    sessions: int, seconds: float, warmup: float, script: Script, script_path: str, vad_mode: str = "batched"
+    sessions: int,
+    seconds: float,
+    warmup: float,
+    script: Script,
+    script_path: str,
+    vad_mode: str = "batched",
+    arrivals: str = "burst",
 ) -> dict[str, Any]:
     from aiohttp import web
 
@@ -512,6 +535,7 @@ async def measure(
         str(sessions),
         str(seconds),
         script_path,
+        arrivals,
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await child.communicate()
@@ -524,6 +548,7 @@ async def measure(
     calls = list(transceiver.calls.values())
     result = analyse(probe, calls, callers, cpu_samples, sessions, warmup)
     result["vad_mode"] = vad_mode
+    result["arrivals"] = arrivals
     if batch is not None:
         result["cpu"]["vad_windows_per_run"] = batch.windows / max(batch.runs, 1)
     return result
@@ -581,9 +606,12 @@ def analyse(
             onset_to_last.append(last - onsets[-1])
 
     lateness = [late for t, late in probe.pacing if begin <= t <= end]
+    offsets = callers.get("offsets", {})  # JSON: port (as a string) -> send offset in seconds
     # How long after its caller sent it (on the callers' schedule) the gateway read each packet.
     input_lag = [
-        t - (callers["started_at"] + k * FRAME_SECONDS) for t, k, _ in probe.reads if begin <= t <= end
+        t - (callers["started_at"] + offsets.get(str(port), 0.0) + k * FRAME_SECONDS)
+        for t, k, port in probe.reads
+        if begin <= t <= end
     ]
     median_late = pct(lateness, 50) or 0.0
 
@@ -656,6 +684,7 @@ def report(results: list[dict[str, Any]]) -> str:
     head = " | ".join(
         f"{r['sessions']} session{'s' if r['sessions'] > 1 else ''}"
         + ("" if r.get("vad_mode", "batched") == "batched" else f" ({r['vad_mode']} VAD)")
+        + ("" if r.get("arrivals", "burst") == "burst" else f" ({r['arrivals']} arrivals)")
         for r in results
     )
     lines = [
@@ -759,7 +788,8 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
         for name, (value, target) in checks.items():
             verdict = "n/a" if value is None else ("MET" if value < target else "MISSED")
             out.append(
-                f"{r['sessions']} sessions{'' if r.get('vad_mode', 'batched') == 'batched' else ' (' + r['vad_mode'] + ' VAD)'}: "
+                f"{r['sessions']} sessions{'' if r.get('vad_mode', 'batched') == 'batched' else ' (' + r['vad_mode'] + ' VAD)'}"
+                f"{'' if r.get('arrivals', 'burst') == 'burst' else ' (' + r['arrivals'] + ' arrivals)'}: "
                 f"{name} {'-' if value is None else f'{value:.2f}'} ms (target < {target:g}): {verdict}"
             )
     return out
@@ -774,9 +804,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vad", default="batched", help="comma-separated: batched (as voxwire serve runs), single (one run per window)"
     )
+    parser.add_argument(
+        "--arrivals",
+        default="burst",
+        help="comma-separated: burst (every caller's frame at the same instant, the worst case), "
+        "spread (callers' phases spread over the 20 ms, as independent clients are)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
-        "--client", nargs=4, metavar=("URL", "SESSIONS", "SECONDS", "SCRIPT"), help=argparse.SUPPRESS
+        "--client", nargs=5, metavar=("URL", "SESSIONS", "SECONDS", "SCRIPT", "ARRIVALS"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
     run = asyncio.run
@@ -786,8 +822,8 @@ def main(argv: list[str] | None = None) -> int:
         run = uvloop.run
     if args.client:
         os.nice(5)  # the gateway, not the callers, gets the CPU first
-        url, sessions, seconds, script_path = args.client
-        print(json.dumps(run(run_callers(url, int(sessions), float(seconds), script_path))), flush=True)
+        url, sessions, seconds, script_path, arrivals = args.client
+        print(json.dumps(run(run_callers(url, int(sessions), float(seconds), script_path, arrivals))), flush=True)
         return 0
 
     script = build_script()
@@ -797,9 +833,12 @@ def main(argv: list[str] | None = None) -> int:
         Path(script_path).write_bytes(pickle.dumps(script))
         for sessions in (int(s) for s in args.sessions.split(",")):
             for vad_mode in args.vad.split(","):
-                print(f"measuring {sessions} session(s), {vad_mode} VAD, for {args.seconds:g} s ...", file=sys.stderr,
-                      flush=True)
-                results.append(run(measure(sessions, args.seconds, args.warmup, script, script_path, vad_mode)))
+                for arrivals in args.arrivals.split(",") if sessions > 1 else ["burst"]:
+                    print(f"measuring {sessions} session(s), {vad_mode} VAD, {arrivals} arrivals, for "
+                          f"{args.seconds:g} s ...", file=sys.stderr, flush=True)
+                    results.append(
+                        run(measure(sessions, args.seconds, args.warmup, script, script_path, vad_mode, arrivals))
+                    )
     loop_period = script.frames * FRAME_SECONDS
     print(
         f"\nbench/voice.py: {args.loop}, instant agent ({REPLY_SECONDS:g} s replies), callers loop "
