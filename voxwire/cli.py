@@ -257,10 +257,10 @@ async def serve(opts: argparse.Namespace) -> None:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, opts.http_host, opts.http_port)
+        freeze_startup_objects()  # before the port opens: whoever connects then sees the banner next
         await site.start()
         udp = shell.transport.get_extra_info("sockname") if shell.transport else None
         load_follower = start_load_follower(transceiver.complexity)
-        freeze_startup_objects()
         print(
             f"voxwire {__version__} serving on http://{opts.http_host}:{opts.http_port}/ "
             f"(media udp {udp[0]}:{udp[1]}, agent {opts.agent})" if udp else "",

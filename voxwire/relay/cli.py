@@ -251,6 +251,7 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
     app = make_app(transceiver, shell, Authenticator(api_keys), client_secret_ttl=opts.client_secret_ttl)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    freeze_startup_objects()  # before the port opens (see voxwire serve)
     await web.TCPSite(runner, opts.http_host, opts.http_port).start()
     bound = shell.transport.get_extra_info("sockname") if shell.transport else (opts.udp_host, opts.udp_port)
     internal = parse_addresses(opts.internal_address)[0] if opts.internal_address else (bound[0], bound[1])
@@ -262,7 +263,6 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
         )
     task = asyncio.create_task(registration.run()) if registration is not None else None
     load_follower = start_load_follower(transceiver.complexity)
-    freeze_startup_objects()
     print(f"voxwire transceiver {opts.transceiver_id} on http://{opts.http_host}:{opts.http_port}/ "
           f"(internal udp {internal[0]}:{internal[1]}, relays {relays}, auth {mode})", flush=True)
     try:
