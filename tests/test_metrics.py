@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+import numpy as np
 import prometheus_client
 import pytest
 from aiohttp.test_utils import TestClient as HttpClient
@@ -237,6 +238,41 @@ def test_who_gets_a_talk_page_client_secret(certs):
             statuses = [(await http.post("/session", headers=AUTH)).status for _ in range(dashboard.MINT_BURST + 2)]
             assert statuses[-1] == 429 and statuses.count(200) <= dashboard.MINT_BURST
             await http.close()
+        shell.transport.close()
+
+    asyncio.run(main())
+
+
+def test_media_load_shows_encoder_complexity_and_vad_batching(certs):
+    """The load-following encoder and the shared VAD batch are visible to operators."""
+
+    async def main() -> None:
+        from voxwire.aio.vad import attach_vad_batch
+
+        server, shell, http = await gateway(certs)
+        metrics = http.server.app[dashboard.METRICS]
+
+        def scrape():
+            http.server.app[dashboard.MONITOR].sync()
+            return samples(metrics.exposition().decode())
+
+        before = scrape()
+        assert value(before, "voxwire_opus_encoder_complexity") == 5
+        assert value(before, "voxwire_opus_complexity_step_downs_total") == 0
+        assert value(before, "voxwire_vad_runs_total") == 0
+        batch = attach_vad_batch(server, shell)
+        server.complexity.update(0.9)  # what the load follower does when the loop is 90% busy
+        from voxwire.agent.vad import SileroVad
+
+        got: list[float] = []
+        for _ in range(3):
+            batch.submit(SileroVad(), np.zeros(512, dtype=np.int16), got.append)
+        await until(lambda: len(got) == 3)
+        after = scrape()
+        assert value(after, "voxwire_opus_encoder_complexity") == 1
+        assert value(after, "voxwire_opus_complexity_step_downs_total") == 1
+        assert value(after, "voxwire_vad_windows_total") == 3 and value(after, "voxwire_vad_runs_total") == 1
+        await http.close()
         shell.transport.close()
 
     asyncio.run(main())

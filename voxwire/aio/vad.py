@@ -71,5 +71,6 @@ def attach_vad_batch(
         loop.call_soon(start)
 
     batch.on_pending = schedule
+    transceiver.vad_batch = batch
     transceiver.turn_detector = functools.partial(server_vad_detector, batch=batch)
     return batch

@@ -489,6 +489,17 @@ class CallMonitor:
             "counters": self.counters(),
             "traffic": self.traffic,
             "relay": self.relay.stats() if self.relay is not None else None,
+            "media": self.media_state(),
+        }
+
+    def media_state(self) -> dict[str, int]:
+        """The transceiver's load-following encoder and shared VAD batch."""
+        complexity, batch = self.transceiver.complexity, self.transceiver.vad_batch
+        return {
+            "opus_complexity": complexity.complexity,
+            "opus_step_downs": complexity.step_downs,
+            "vad_runs": batch.runs if batch is not None else 0,
+            "vad_windows": batch.windows if batch is not None else 0,
         }
 
     def overview(self, include_addresses: bool, max_rows: int = 200) -> dict[str, Any]:

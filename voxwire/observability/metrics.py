@@ -78,11 +78,13 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.calls_created = Counter("voxwire_calls_created", "Calls created (SDP offers answered).", registry=r)
-        self.calls_ended = Counter(
-            "voxwire_calls_ended", "Calls ended, by reason.", ["reason"], registry=r
+        self.calls_created = Counter(
+            "voxwire_calls_created", "Calls created (SDP offers answered).", registry=r
         )
-        self.calls_connected = Counter("voxwire_calls_connected", "Calls whose DTLS-SRTP setup completed.", registry=r)
+        self.calls_ended = Counter("voxwire_calls_ended", "Calls ended, by reason.", ["reason"], registry=r)
+        self.calls_connected = Counter(
+            "voxwire_calls_connected", "Calls whose DTLS-SRTP setup completed.", registry=r
+        )
         self.setup_phase = Histogram(
             "voxwire_call_setup_phase_seconds",
             "Call setup phases: signaling (offer request), ice (answer to first check), dtls (first check to "
@@ -114,7 +116,9 @@ class Metrics:
             buckets=_LOSS_BUCKETS,
             registry=r,
         )
-        self.turns = Counter("voxwire_turns", "Assistant replies that started playing after a user turn.", registry=r)
+        self.turns = Counter(
+            "voxwire_turns", "Assistant replies that started playing after a user turn.", registry=r
+        )
         self.turn_latency = Histogram(
             "voxwire_turn_latency_seconds",
             "End of the user's speech (as placed by the VAD) to the first audio frame of the reply sent.",
@@ -276,6 +280,8 @@ class LiveCollector:
     * ``counters``: {(layer, name): count} (drops and other events, live and ended calls)
     * ``traffic``: a :class:`TrafficCounter` or None
     * ``relay``: the relay worker's ``stats()`` dict or None
+    * ``media``: {"opus_complexity", "opus_step_downs", "vad_runs", "vad_windows"} (ints; the VAD
+      figures are 0 while no session has used the batch)
     """
 
     def __init__(self, source: Callable[[], dict[str, Any]]) -> None:
@@ -290,15 +296,19 @@ class LiveCollector:
         for name in ("new", "connecting", "connected"):
             sessions.add_metric([name], state["sessions"].get(name, 0))
         yield sessions
-        yield GaugeMetricFamily("voxwire_sessions_max", "Most concurrent calls allowed.", value=state["max_sessions"])
+        yield GaugeMetricFamily(
+            "voxwire_sessions_max", "Most concurrent calls allowed.", value=state["max_sessions"]
+        )
         traffic: TrafficCounter | None = state.get("traffic")
         if traffic is not None:
             packets = CounterMetricFamily(
-                "voxwire_udp_datagrams", "Datagrams on the media socket by direction and kind (RFC 7983).",
+                "voxwire_udp_datagrams",
+                "Datagrams on the media socket by direction and kind (RFC 7983).",
                 labels=["direction", "kind"],
             )
             octets = CounterMetricFamily(
-                "voxwire_udp_bytes", "UDP payload bytes on the media socket by direction and kind.",
+                "voxwire_udp_bytes",
+                "UDP payload bytes on the media socket by direction and kind.",
                 labels=["direction", "kind"],
             )
             for direction in ("in", "out"):
@@ -308,23 +318,59 @@ class LiveCollector:
             yield packets
             yield octets
         drops = CounterMetricFamily(
-            "voxwire_drops", "Datagrams, messages or events dropped, by layer and reason.", labels=["layer", "reason"]
+            "voxwire_drops",
+            "Datagrams, messages or events dropped, by layer and reason.",
+            labels=["layer", "reason"],
         )
         events = CounterMetricFamily(
-            "voxwire_protocol_events", "Other protocol events the cores count, by layer and event.",
+            "voxwire_protocol_events",
+            "Other protocol events the cores count, by layer and event.",
             labels=["layer", "event"],
         )
         for (layer, name), value in sorted(state["counters"].items()):
             (drops if is_drop(layer, name) else events).add_metric([layer, name.removeprefix("drop_")], value)
         yield drops
         yield events
+        media = state.get("media")
+        if media is not None:
+            yield from _media_families(media)
         relay = state.get("relay")
         if relay is not None:
             yield from _relay_families(relay)
 
 
-_RELAY_GAUGES = {"flows": "Client flows in the relay's table.", "parked": "Datagrams parked awaiting a lookup."}
-_RELAY_FLOW_EVENTS = ("flows_created", "flows_expired", "flows_evicted", "flows_full_refused", "flows_recovered")
+def _media_families(media: dict[str, int]) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "voxwire_opus_encoder_complexity",
+        "Opus complexity the encoders use now (lower while the event loop is loaded).",
+        value=media["opus_complexity"],
+    )
+    yield CounterMetricFamily(
+        "voxwire_opus_complexity_step_downs",
+        "Times the encoders stepped down because the event loop was loaded.",
+        value=media["opus_step_downs"],
+    )
+    yield CounterMetricFamily(
+        "voxwire_vad_runs",
+        "Silero runs of the shared VAD batch (windows / runs = sessions per run).",
+        value=media["vad_runs"],
+    )
+    yield CounterMetricFamily(
+        "voxwire_vad_windows", "32 ms windows the shared VAD batch scored.", value=media["vad_windows"]
+    )
+
+
+_RELAY_GAUGES = {
+    "flows": "Client flows in the relay's table.",
+    "parked": "Datagrams parked awaiting a lookup.",
+}
+_RELAY_FLOW_EVENTS = (
+    "flows_created",
+    "flows_expired",
+    "flows_evicted",
+    "flows_full_refused",
+    "flows_recovered",
+)
 
 
 def _relay_families(stats: dict[str, int]) -> Iterator[Metric]:
@@ -334,7 +380,9 @@ def _relay_families(stats: dict[str, int]) -> Iterator[Metric]:
     for name in _RELAY_FLOW_EVENTS:
         flows.add_metric([name.removeprefix("flows_")], stats.get(name, 0))
     yield flows
-    drops = CounterMetricFamily("voxwire_relay_drops", "Datagrams the relay dropped, by reason.", labels=["reason"])
+    drops = CounterMetricFamily(
+        "voxwire_relay_drops", "Datagrams the relay dropped, by reason.", labels=["reason"]
+    )
     for name, value in sorted(stats.items()):
         if name.startswith("drop_"):
             drops.add_metric([name.removeprefix("drop_")], value)
@@ -343,17 +391,21 @@ def _relay_families(stats: dict[str, int]) -> Iterator[Metric]:
     errors.add_metric(["send"], stats.get("send_errors", 0))
     errors.add_metric(["recv"], stats.get("recv_errors", 0))
     yield errors
-    redis = CounterMetricFamily("voxwire_redis_errors", "Redis commands that failed or timed out.",
-                                labels=["component"])
+    redis = CounterMetricFamily(
+        "voxwire_redis_errors", "Redis commands that failed or timed out.", labels=["component"]
+    )
     redis.add_metric(["relay"], stats.get("redis_failures", 0))
     yield redis
     skipped = CounterMetricFamily(
-        "voxwire_redis_skipped", "Redis commands not sent while backing off after a failure.", labels=["component"]
+        "voxwire_redis_skipped",
+        "Redis commands not sent while backing off after a failure.",
+        labels=["component"],
     )
     skipped.add_metric(["relay"], stats.get("redis_skipped", 0))
     yield skipped
     yield CounterMetricFamily(
-        "voxwire_relay_redis_queue_dropped", "Relay Redis requests dropped on a full queue.",
+        "voxwire_relay_redis_queue_dropped",
+        "Relay Redis requests dropped on a full queue.",
         value=stats.get("redis_queue_dropped", 0),
     )
 

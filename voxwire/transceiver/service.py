@@ -13,7 +13,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voxwire.agent.base import Agent
 from voxwire.media.complexity import ComplexityPolicy
@@ -32,6 +32,9 @@ from voxwire.wire.icechars import ice_string as random_ice_string
 from voxwire.wire.sctp import parse_init_chunk
 from voxwire.wire.sdp import AnswerSetup, Fingerprint, Offer, SdpError, parse_offer
 from voxwire.wire.sdp_answer import AnswerParams, answer_setup, build_answer
+
+if TYPE_CHECKING:
+    from voxwire.agent.vad import VadBatch
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,8 @@ class Transceiver:
         self.wallclock_offset = wallclock_offset
         #: Mints each session's server ufrag: random by default, a routing token behind relays.
         self.ufrag_factory = ufrag_factory or (lambda: ice_string(16))
+        #: The VAD batch the edge shares among this transceiver's sessions, if any (for metrics).
+        self.vad_batch: VadBatch | None = None
         #: Opus encoder complexity of every call, stepped down under load (the edge feeds it).
         self.complexity = ComplexityPolicy(config.media.opus_complexity, config.media.opus_complexity_under_load)
         #: One generator for every call's SSRCs, sequence numbers and SCTP tags (secretly seeded;
