@@ -18,10 +18,12 @@ import re
 import socket
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from voxwire.relay.cli import parse_token_keys
 from voxwire.wire.token import TokenVerifier
@@ -155,7 +157,10 @@ def fleet(redis_server, tmp_path):
         redis_server.start()
     redis_server.flush()
     try:
-        with RelayFleet(2, redis=redis_server, log_dir=tmp_path) as f:
+        metrics_port = free_port()
+        with RelayFleet(2, redis=redis_server, log_dir=tmp_path,
+                        relay_extra=("--metrics-port", str(metrics_port))) as f:
+            f.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"  # type: ignore[attr-defined]
             yield f
     finally:
         if not redis_server.running:  # an outage test stopped it: the session's server comes back
@@ -190,6 +195,14 @@ def test_each_session_lands_on_the_transceiver_that_answered(fleet, new_page, sp
     for page in pages:
         assert page.console_errors == []
         stop_call(page)
+    # The relay's own /metrics (voxwire relay --metrics-port) saw both flows and no addresses.
+    with urllib.request.urlopen(fleet.metrics_url, timeout=5) as resp:
+        text = resp.read().decode()
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for family in text_string_to_metric_families(text) for s in family.samples}
+    assert got[("voxwire_relay_flow_events_total", (("event", "created"),))] >= 2, text
+    assert got[("voxwire_relay_flows", ())] >= 2, text
+    assert "127.0.0.1" not in text
 
 
 def test_relay_restart_mid_call_audio_resumes(fleet, new_page, speech):

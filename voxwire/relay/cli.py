@@ -111,6 +111,9 @@ def add_relay_parser(subparsers: Any) -> argparse.ArgumentParser:
                          help="static transceivers 'id=host:port,...', used with or without Redis")
     relay.add_env_option("--max-flows", default=65536, type=int, help="flows per worker (the memory bound)")
     relay.add_env_option("--idle-timeout", default=60.0, type=float, help="seconds before an idle flow is removed")
+    relay.add_env_option("--metrics-host", default="127.0.0.1", help="address of the Prometheus /metrics listener")
+    relay.add_env_option("--metrics-port", default=None, type=int,
+                         help="serve /metrics here (worker i on port+i; none: off)")
     _common(relay)
     return relay
 
@@ -173,24 +176,51 @@ def relay_settings(opts: argparse.Namespace) -> RelaySettings:
                          static_transceivers=static, token_max_age=opts.token_max_age)
 
 
-async def _serve_worker(settings: RelaySettings, index: int) -> None:
+async def _serve_worker(settings: RelaySettings, index: int, metrics: Address | None = None) -> None:
     worker = await start_worker(settings, index)
+    runner = await _serve_metrics(worker, (metrics[0], metrics[1] + index)) if metrics is not None else None
     print(f"voxwire relay worker {index} (pid {os.getpid()}): public {worker.public_addresses()}, "
-          f"internal {worker.internal_address[0]}:{worker.internal_address[1]}", flush=True)
+          f"internal {worker.internal_address[0]}:{worker.internal_address[1]}"
+          + (f", metrics http://{metrics[0]}:{metrics[1] + index}/metrics" if metrics is not None else ""),
+          flush=True)
     try:
         await asyncio.Event().wait()
     finally:
+        if runner is not None:
+            await runner.cleanup()
         await worker.stop()
 
 
-def _worker_process(settings: RelaySettings, index: int, level: str) -> None:
+async def _serve_metrics(worker: Any, at: Address) -> Any:
+    """GET /metrics for one relay worker: its flows, flow events, drops and socket errors (no
+    addresses, no tokens: safe to scrape, bound to loopback by default)."""
+    import prometheus_client
+    from aiohttp import web
+
+    from voxwire.observability.metrics import relay_registry
+
+    registry = relay_registry(worker.stats)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=prometheus_client.generate_latest(registry),
+                            headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, at[0], at[1]).start()
+    return runner
+
+
+def _worker_process(settings: RelaySettings, index: int, level: str, metrics: Address | None = None) -> None:
     import uvloop
 
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
                         stream=sys.stderr)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvloop.run(_serve_worker(settings, index))
+        uvloop.run(_serve_worker(settings, index, metrics))
     except (KeyboardInterrupt, SystemExit):
         pass
 
@@ -198,13 +228,14 @@ def _worker_process(settings: RelaySettings, index: int, level: str) -> None:
 async def run_relay(opts: argparse.Namespace) -> None:
     """Worker 0 runs in this process; workers 1..N-1 in child processes sharing the public port."""
     settings = relay_settings(opts)
+    metrics = (opts.metrics_host, opts.metrics_port) if opts.metrics_port is not None else None
     ctx = multiprocessing.get_context("spawn")
-    children = [ctx.Process(target=_worker_process, args=(settings, i, opts.log_level), daemon=True)
+    children = [ctx.Process(target=_worker_process, args=(settings, i, opts.log_level, metrics), daemon=True)
                 for i in range(1, opts.workers)]
     for child in children:
         child.start()
     try:
-        await _serve_worker(settings, 0)
+        await _serve_worker(settings, 0, metrics)
     finally:
         for child in children:
             child.terminate()
