@@ -70,25 +70,20 @@ or failed handshake ends in one :class:`DtlsClosed` with the reason.
 from __future__ import annotations
 
 import math
-import struct
 import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import NamedTuple
 
 from OpenSSL import SSL, crypto
 from OpenSSL._util import lib as _ossl
 
 from voxwire.proto.certificate import FINGERPRINT_ALGORITHMS, Certificate, fingerprint_of
 from voxwire.proto.srtp import SrtpProfile
+from voxwire.wire.dtls_records import CT_APPDATA, CT_CCS, CT_HANDSHAKE, Record, parse_records
 
 _DTLS1_2_VERSION = 0xFEFD  # RFC 6347 §4.1: {254, 253}
-_RECORD_HEADER = 13  # type(1) version(2) epoch(2) sequence_number(6) length(2), RFC 6347 §4.1
-_HS_HEADER = 12  # msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3), §4.2.2
-_MAX_RECORD_BODY = 2**14 + 2048  # RFC 6347 §4.1 / RFC 5246 §6.2.3 TLSCiphertext.length
-_CT_CCS, _CT_HANDSHAKE, _CT_APPDATA = 20, 22, 23  # RFC 6347 §4.1 ContentType
 _READ_SIZE = 65536
 _MIN_TIMER = 0.001  # a published deadline always lies ahead of now
 _ECHO_INTERVAL = 0.05  # minimum spacing of resends answering peer retransmissions (anti-amplification)
@@ -252,48 +247,6 @@ def _context_for(cert: Certificate, role: DtlsRole, profiles: tuple[SrtpProfile,
     return ctx
 
 
-class _Record(NamedTuple):
-    content_type: int
-    epoch: int
-    start: int
-    end: int
-    #: message_seq of each handshake fragment, for plaintext (epoch 0) handshake records
-    hs_seqs: tuple[int, ...]
-
-
-_HEADER = struct.Struct("!BHHHIH")  # type, version, epoch, seq (16 + 32 bits), length
-_HS_SEQ = struct.Struct("!H")
-_NO_SEQS: tuple[int, ...] = ()
-
-
-def _parse_records(buf: bytes) -> list[_Record] | None:
-    """Split a datagram into DTLS records (RFC 6347 §4.1), or None if it is not exactly that."""
-    records: list[_Record] = []
-    pos, n = 0, len(buf)
-    while pos < n:
-        if n - pos < _RECORD_HEADER:
-            return None
-        ctype, version, epoch, _, _, length = _HEADER.unpack_from(buf, pos)
-        # DTLS 1.0/1.2 plaintext headers only; DTLS 1.3 unified headers (0x20..0x3f) are never
-        # negotiated, and heartbeat (24) / connection-id (25) records are not either.
-        if not _CT_CCS <= ctype <= _CT_APPDATA or version not in (0xFEFF, 0xFEFD):
-            return None
-        end = pos + _RECORD_HEADER + length
-        if length > _MAX_RECORD_BODY or end > n:
-            return None
-        seqs = _NO_SEQS
-        if ctype == _CT_HANDSHAKE and epoch == 0:
-            found: list[int] = []
-            p = pos + _RECORD_HEADER
-            while p + _HS_HEADER <= end:  # §4.2.2: a record may carry several fragments
-                found.append(_HS_SEQ.unpack_from(buf, p + 4)[0])
-                p += _HS_HEADER + int.from_bytes(buf[p + 9 : p + 12], "big")
-            seqs = tuple(found)
-        records.append(_Record(ctype, epoch, pos, end, seqs))
-        pos = end
-    return records or None
-
-
 class DtlsTransport:
     """One DTLS 1.2 association in a fixed role; see the module docstring for the design."""
 
@@ -358,7 +311,7 @@ class DtlsTransport:
         if self._state is _State.CLOSED:
             counters.after_close += 1
             return
-        records = _parse_records(data)
+        records = parse_records(data)
         if records is None:
             counters.malformed += 1
             return
@@ -371,7 +324,7 @@ class DtlsTransport:
             self._advance_handshake()
         if self._state is _State.CONNECTED:
             got = self._read_application_data()
-            if not got and any(r.content_type == _CT_APPDATA for r in records):
+            if not got and any(r.content_type == CT_APPDATA for r in records):
                 counters.undecryptable += 1
         self._flush(now, peer_retransmit=retransmit)
 
@@ -543,20 +496,20 @@ class DtlsTransport:
         """Move OpenSSL's output to the transmit queue, datagram by datagram, and classify it."""
         out = self._drain()
         if out:
-            records = _parse_records(out)
+            records = parse_records(out)
             assert records is not None, "OpenSSL wrote something that is not DTLS records"
             datagrams = self._pack(out, records)
             self._transmits.extend(datagrams)
             self.counters.datagrams_out += len(datagrams)
-            is_flight = any(r.content_type in (_CT_HANDSHAKE, _CT_CCS) for r in records)
+            is_flight = any(r.content_type in (CT_HANDSHAKE, CT_CCS) for r in records)
             if is_flight:
                 seqs = [s for r in records for s in r.hs_seqs]
                 new = (seqs and max(seqs) > self._sent_seq_high) or (
-                    not self._sent_ccs and any(r.content_type == _CT_CCS for r in records)
+                    not self._sent_ccs and any(r.content_type == CT_CCS for r in records)
                 )
                 if new:
                     self._sent_seq_high = max([self._sent_seq_high, *seqs])
-                    self._sent_ccs = self._sent_ccs or any(r.content_type == _CT_CCS for r in records)
+                    self._sent_ccs = self._sent_ccs or any(r.content_type == CT_CCS for r in records)
                     self._answered_seq = self._peer_seq_high
                 else:
                     self.counters.retransmits += 1
@@ -579,7 +532,7 @@ class DtlsTransport:
         remaining = self._conn.DTLSv1_get_timeout()
         self._rtx_deadline = None if remaining is None else now + max(remaining, _MIN_TIMER)
 
-    def _pack(self, out: bytes, records: list[_Record]) -> list[bytes]:
+    def _pack(self, out: bytes, records: list[Record]) -> list[bytes]:
         """Whole records into datagrams of at most ``mtu`` bytes, in order."""
         mtu = self.config.mtu
         datagrams: list[bytes] = []
