@@ -70,6 +70,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.setup import cpu_ns  # noqa: E402
+from tests.e2e.browser import wait_for_port  # noqa: E402
 from voxwire.loadgen.core import LoadClient, LoadConfig, LoadGen, load_frames, percentile  # noqa: E402
 
 OUT = REPO / "bench" / "out"
@@ -158,16 +160,10 @@ def server(target: Target, log_dir: Path) -> Iterator[tuple[str, int]]:
                             cwd=REPO, env=env, preexec_fn=_lift_fd_limit)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{target.name} exited: {Path(log.name).read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{target.name} did not start")
-            time.sleep(0.1)
+        try:
+            wait_for_port(port, timeout=20, proc=proc)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{target.name} did not start ({exc}): {Path(log.name).read_text()[-2000:]}") from None
         yield url, proc.pid
     finally:
         proc.terminate()
@@ -198,17 +194,6 @@ def prioritize(nice: int) -> None:
 def _lift_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def cpu_ns(pid: int) -> tuple[int, int]:
-    """(run, wait-for-CPU) ns summed over the process's live threads (schedstat)."""
-    run = wait = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            fields = (task / "schedstat").read_text().split()
-            run += int(fields[0])
-            wait += int(fields[1])
-    return run, wait
 
 
 def rss_kb(pid: int) -> int:

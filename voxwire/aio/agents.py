@@ -75,10 +75,7 @@ class AgentRunner:
             self._wake(call)
 
     def _wake(self, call: Call) -> None:
-        now = self.shell.now()
-        call.pump(now)
-        call.send_due_audio(now)
-        self.transceiver.endpoint.touch(call)
+        self.transceiver.wake_call(call, self.shell.now())
         self.shell.drain()
 
     def _cancel_call(self, call: Call) -> None:

@@ -65,9 +65,13 @@ class MediaConfig:
             raise ValueError(f"bitrate {self.bitrate} outside 6000..510000")
         if not 0.1 <= self.max_queued <= 600.0:
             raise ValueError(f"max_queued {self.max_queued} outside 0.1..600 s")
-        ComplexityPolicy(self.opus_complexity, self.opus_complexity_under_load)  # validates both
+        self.complexity_policy()  # validates both complexities
         if not FRAME_SECONDS <= self.max_stream_backlog <= self.max_queued:
             raise ValueError(f"max_stream_backlog {self.max_stream_backlog} outside {FRAME_SECONDS}..max_queued s")
+
+    def complexity_policy(self) -> ComplexityPolicy:
+        """A fresh encoder complexity policy with these complexities."""
+        return ComplexityPolicy(self.opus_complexity, self.opus_complexity_under_load)
 
 
 class InboundAudio:
@@ -156,7 +160,7 @@ class OutboundAudio:
         self._rate = rate
         self._bitrate = config.bitrate
         #: Shared by every call of a transceiver; read before each encoded frame.
-        self.complexity = complexity or ComplexityPolicy(config.opus_complexity, config.opus_complexity_under_load)
+        self.complexity = complexity or config.complexity_policy()
         self._encoder: OpusEncoder | None = None
         self._encoder_complexity = -1
         self.frame_samples = round(rate * FRAME_SECONDS)

@@ -174,13 +174,12 @@ class Call:
 
     # -- application ----------------------------------------------------------------------------
 
-    def send_due_audio(self, now: float) -> None:
-        """Send the frames whose ticks have come (after agent output was queued from outside):
-        the first frame of a response leaves now, not one timer round trip later."""
-        deadline = self.outbound.poll_timeout()
-        if deadline is not None and now >= deadline:
-            self._send_due(now)
-            self.pump(now)
+    def wake(self, now: float) -> None:
+        """News from outside this call's datagrams and timers (agent output, turns a batched VAD
+        decided): send the frames whose ticks have come -- the first frame of a response leaves
+        now, not one timer round trip later -- and move events and commands along."""
+        self._send_due_audio(now)
+        self.pump(now)
 
     def poll_command(self) -> Command | None:
         """Agent work the voice layer asked for (start or cancel a response)."""
@@ -266,7 +265,8 @@ class Call:
             self._feed_agent(now)
             # A streaming agent (echo, passthrough) queued a frame whose tick is already due: send
             # it now rather than through a timer round trip (the pacer decides, as at a timeout).
-            self.send_due_audio(now)
+            if self._send_due_audio(now):
+                self.pump(now)
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -307,6 +307,14 @@ class Call:
             self.agent_session.on_audio(pcm, now)
             self.voice.on_input_audio(pcm)
             self.pump(now)
+
+    def _send_due_audio(self, now: float) -> bool:
+        """Send what the pacer says is due at ``now``, if anything; True if it was."""
+        deadline = self.outbound.poll_timeout()
+        if deadline is None or now < deadline:
+            return False
+        self._send_due(now)
+        return True
 
     def _send_due(self, now: float) -> None:
         for frame in self.outbound.due(now):

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from voxwire.agent.base import Agent
-from voxwire.media.complexity import ComplexityPolicy
 from voxwire.media.pipeline import MediaConfig
 from voxwire.proto.certificate import Certificate
 from voxwire.proto.datachannel import DataChannelManager
@@ -105,7 +104,7 @@ class Transceiver:
         #: The VAD batch the edge shares among this transceiver's sessions, if any (for metrics).
         self.vad_batch: VadBatch | None = None
         #: Opus encoder complexity of every call, stepped down under load (the edge feeds it).
-        self.complexity = ComplexityPolicy(config.media.opus_complexity, config.media.opus_complexity_under_load)
+        self.complexity = config.media.complexity_policy()
         #: One generator for every call's SSRCs, sequence numbers and SCTP tags (secretly seeded;
         #: credentials and ids come from ``secrets``): a Random is 2.9 KB, two per call added up.
         self._rng = random.Random(secrets.randbits(64))
@@ -284,9 +283,14 @@ class Transceiver:
         woken, self._woken = self._woken, []
         for call in woken:
             if not call.is_closed:
-                call.pump(now)
-                self.endpoint.touch(call)
+                self.wake_call(call, now)
         return woken
+
+    def wake_call(self, call: Call, now: float) -> None:
+        """Let ``call`` act on news from outside its datagrams and timers (agent output, VAD
+        decisions) and tell the endpoint it has output; the caller then drains the socket."""
+        call.wake(now)
+        self.endpoint.touch(call)
 
 
 __all__ = ["CapacityExceeded", "OfferRejected", "SdpError", "Transceiver", "TransceiverConfig", "ice_string"]

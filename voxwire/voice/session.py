@@ -81,6 +81,9 @@ FRAME_MS = 20
 class TurnDetector(Protocol):
     def feed(self, pcm: Pcm) -> list[TurnEvent]: ...
 
+    def poll_event(self) -> TurnEvent | None:
+        """An event decided after feed() returned (a batched VAD), or None."""
+
     def commit(self) -> TurnCommitted | None:
         """The audio buffered since the last turn (client commit with VAD on)."""
 
@@ -302,7 +305,7 @@ class VoiceSession:
         """Turn events from windows a batched VAD scored after :meth:`on_input_audio` returned."""
         if detector is not self._detector:
             return  # replaced by a session.update since
-        while (event := detector.poll_event()) is not None:  # type: ignore[attr-defined]
+        while (event := detector.poll_event()) is not None:
             self._turn_event(event)
         if self.on_wake is not None:
             self.on_wake()
