@@ -1,11 +1,15 @@
 """The voice layer's own latency and cost: turns, barge-in, pacing, CPU per session (issue 5).
 
 Run: ``.venv/bin/python bench/voice.py [--sessions 1,50] [--seconds 40] [--loop uvloop|asyncio]
-[--vad batched,single] [--arrivals burst,spread]`` (needs espeak-ng). ``--vad``: the turn detectors share one VAD batch per
+[--vad batched,single] [--arrivals burst,spread] [--work sliced,inline]`` (needs espeak-ng). ``--vad``: the turn detectors share one VAD batch per
 loop iteration as in ``voxwire serve`` (``batched``), or run Silero once per window (``single``);
 give both to compare them in one run. ``--arrivals``: the callers send every session's frame at the
 same instant (``burst``, one shared timer: the worst case for the gateway) or with their phases
-spread over the 20 ms in ten groups (``spread``, as independent clients' clocks are). Prints a Markdown table and writes ``bench/out/voice.json``.
+spread over the 20 ms in ten groups (``spread``, as independent clients' clocks are). ``--work``:
+input audio is decoded and output frames are encoded ahead in loop callbacks of a few calls
+between pacer ticks (``sliced``, as ``voxwire serve`` runs it), or inside each datagram's handling
+and at each tick (``inline``). Prints a Markdown
+table and writes ``bench/out/voice.json``.
 
 Set-up, per configuration (1 and 50 concurrent sessions by default):
 
@@ -52,6 +56,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import pickle
@@ -293,6 +298,16 @@ class Probe:
 
         call.outbound.due = due
 
+        outbound_prepare = call.outbound.prepare
+
+        def prepare() -> bool:  # the encode ahead of the tick (sliced work)
+            c0 = time.thread_time_ns()
+            encoded = outbound_prepare()
+            cpu.encode_ns += time.thread_time_ns() - c0
+            return encoded
+
+        call.outbound.prepare = prepare
+
         pacer_tick = call.outbound.pacer.handle_timeout
 
         def handle_timeout(now: float):
@@ -465,12 +480,14 @@ async def measure(
     script_path: str,
     vad_mode: str = "batched",
     arrivals: str = "burst",
+    work_mode: str = "sliced",
 ) -> dict[str, Any]:
     from aiohttp import web
 
     from voxwire.agent.vad import VadBatch, load_session
     from voxwire.aio.agents import AgentRunner
     from voxwire.aio.vad import attach_vad_batch
+    from voxwire.aio.work import attach_work_slices
     from voxwire.signaling.http import make_app
     from voxwire.testing.sockets import sockname, udp
     from voxwire.transceiver.service import Transceiver, TransceiverConfig
@@ -483,6 +500,8 @@ async def measure(
     shell = await udp(transceiver.endpoint)
     runner = AgentRunner(transceiver, shell)
     shell.after_drain = runner.after_drain
+    if work_mode == "sliced":  # as voxwire serve runs it
+        attach_work_slices(transceiver, shell)
     batch: VadBatch | None = None
     if vad_mode == "batched":  # as voxwire serve runs it: rounds scored on a worker thread
         batch = attach_vad_batch(transceiver, shell)
@@ -549,6 +568,7 @@ async def measure(
     result = analyse(probe, calls, callers, cpu_samples, sessions, warmup)
     result["vad_mode"] = vad_mode
     result["arrivals"] = arrivals
+    result["work_mode"] = work_mode
     if batch is not None:
         result["cpu"]["vad_windows_per_run"] = batch.windows / max(batch.runs, 1)
     return result
@@ -680,13 +700,19 @@ def pair(s: dict[str, Any]) -> str:
     return f"{fmt(s, 'p50_ms')} / {fmt(s)} (n={s['n']})"
 
 
-def report(results: list[dict[str, Any]]) -> str:
-    head = " | ".join(
-        f"{r['sessions']} session{'s' if r['sessions'] > 1 else ''}"
-        + ("" if r.get("vad_mode", "batched") == "batched" else f" ({r['vad_mode']} VAD)")
-        + ("" if r.get("arrivals", "burst") == "burst" else f" ({r['arrivals']} arrivals)")
-        for r in results
+#: A configuration's label names what differs from how ``voxwire serve`` runs.
+DEFAULT_MODES = {"vad_mode": ("batched", "VAD"), "arrivals": ("burst", "arrivals"), "work_mode": ("sliced", "work")}
+
+
+def label(r: dict[str, Any]) -> str:
+    modes = "".join(
+        f" ({r[key]} {what})" for key, (default, what) in DEFAULT_MODES.items() if r.get(key, default) != default
     )
+    return f"{r['sessions']} session{'s' if r['sessions'] > 1 else ''}{modes}"
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    head = " | ".join(label(r) for r in results)
     lines = [
         f"| per session, ms (p50 / p99) | {head} | target |",
         "|---|" + "---|" * len(results) + "---|",
@@ -788,9 +814,7 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
         for name, (value, target) in checks.items():
             verdict = "n/a" if value is None else ("MET" if value < target else "MISSED")
             out.append(
-                f"{r['sessions']} sessions{'' if r.get('vad_mode', 'batched') == 'batched' else ' (' + r['vad_mode'] + ' VAD)'}"
-                f"{'' if r.get('arrivals', 'burst') == 'burst' else ' (' + r['arrivals'] + ' arrivals)'}: "
-                f"{name} {'-' if value is None else f'{value:.2f}'} ms (target < {target:g}): {verdict}"
+                f"{label(r)}: {name} {'-' if value is None else f'{value:.2f}'} ms (target < {target:g}): {verdict}"
             )
     return out
 
@@ -809,6 +833,12 @@ def main(argv: list[str] | None = None) -> int:
         default="burst",
         help="comma-separated: burst (every caller's frame at the same instant, the worst case), "
         "spread (callers' phases spread over the 20 ms, as independent clients are)",
+    )
+    parser.add_argument(
+        "--work",
+        default="sliced",
+        help="comma-separated: sliced (decoding and encoding in loop callbacks of a few calls, as "
+        "voxwire serve runs), inline (decoded inside each datagram's handling, encoded at each tick)",
     )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
@@ -832,13 +862,14 @@ def main(argv: list[str] | None = None) -> int:
         script_path = os.path.join(tmp, "script.pickle")
         Path(script_path).write_bytes(pickle.dumps(script))
         for sessions in (int(s) for s in args.sessions.split(",")):
-            for vad_mode in args.vad.split(","):
-                for arrivals in args.arrivals.split(",") if sessions > 1 else ["burst"]:
-                    print(f"measuring {sessions} session(s), {vad_mode} VAD, {arrivals} arrivals, for "
-                          f"{args.seconds:g} s ...", file=sys.stderr, flush=True)
-                    results.append(
-                        run(measure(sessions, args.seconds, args.warmup, script, script_path, vad_mode, arrivals))
-                    )
+            for vad_mode, arrivals, work_mode in itertools.product(
+                args.vad.split(","), args.arrivals.split(",") if sessions > 1 else ["burst"], args.work.split(",")
+            ):
+                print(f"measuring {sessions} session(s), {vad_mode} VAD, {arrivals} arrivals, {work_mode} work, "
+                      f"for {args.seconds:g} s ...", file=sys.stderr, flush=True)
+                results.append(
+                    run(measure(sessions, args.seconds, args.warmup, script, script_path, vad_mode, arrivals, work_mode))
+                )
     loop_period = script.frames * FRAME_SECONDS
     print(
         f"\nbench/voice.py: {args.loop}, instant agent ({REPLY_SECONDS:g} s replies), callers loop "

@@ -266,7 +266,7 @@ def test_media_load_shows_encoder_complexity_and_vad_batching(certs):
 
         got: list[float] = []
         for _ in range(3):
-            batch.submit(SileroVad(), np.zeros(512, dtype=np.int16), got.append)
+            batch.submit(SileroVad(), np.zeros(512, dtype=np.int16), lambda p, db: got.append(p))
         await until(lambda: len(got) == 3)
         after = scrape()
         assert value(after, "voxwire_opus_encoder_complexity") == 1

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from voxwire.agent.vad import WINDOW_SAMPLES, SileroVad, load_session
+from voxwire.agent.vad import WINDOW_SAMPLES, SileroVad, frame_db, load_session
 from voxwire.media.resample import Resampler
 
 WAV = Path(__file__).parent / "data" / "audio" / "three_turns.wav"
@@ -95,13 +96,22 @@ def test_a_batch_scores_every_stream_as_if_alone() -> None:
     batch.on_pending = lambda: woken.append(batch.pending)
     streams = [SileroVad() for _ in offsets]
     got: list[list[float]] = [[] for _ in offsets]
+    levels: list[list[list[float]]] = [[] for _ in offsets]
+
+    def deliver(out: list[float], out_db: list[list[float]]) -> Callable[[float, list[float]], None]:
+        return lambda p, db: (out.append(p), out_db.append(db))
+
     for k in range(40):
-        for vad, o, out in zip(streams, offsets, got, strict=True):
-            batch.submit(vad, PCM[o + k * n : o + (k + 1) * n], out.append)
+        for vad, o, out, out_db in zip(streams, offsets, got, levels, strict=True):
+            batch.submit(vad, PCM[o + k * n : o + (k + 1) * n], deliver(out, out_db))
         if k % 5 == 4:  # a burst of windows per stream: each stream's still scored in order
             assert batch.run() == 15
     assert batch.pending == 0
     assert np.allclose(np.array(got), np.array(alone), atol=1e-5)
+    # The round measures each window's frame levels exactly as one window alone would.
+    for o, out_db in zip(offsets, levels, strict=True):
+        windows = PCM[o : o + 40 * n].astype(np.float32).reshape(40, n) * (1.0 / 32768.0)
+        assert out_db == [frame_db(w.reshape(1, n))[0] for w in windows]
     assert woken == [1] * 8  # on_pending once per empty -> non-empty
     assert batch.windows == 120 and batch.runs == 80  # ceil(3 / 2) runs per window step
     assert all(v.windows == 40 for v in streams)
@@ -114,12 +124,12 @@ def test_a_discarded_stream_is_not_scored() -> None:
     batch = VadBatch()
     kept, dropped = SileroVad(), SileroVad()
     got: list[float] = []
-    batch.submit(kept, PCM[:n], got.append)
-    batch.submit(dropped, PCM[:n], lambda p: pytest.fail("scored a discarded stream"))
+    batch.submit(kept, PCM[:n], lambda p, db: got.append(p))
+    batch.submit(dropped, PCM[:n], lambda p, db: pytest.fail("scored a discarded stream"))
     batch.discard(dropped)
     assert batch.run() == 1 and len(got) == 1
     with pytest.raises(ValueError):
-        batch.submit(SileroVad(8000), PCM[:256], got.append)
+        batch.submit(SileroVad(8000), PCM[:256], lambda p, db: got.append(p))
     with pytest.raises(ValueError):
         VadBatch(max_batch=0)
 
@@ -133,13 +143,13 @@ def test_rounds_in_flight_keep_each_stream_in_order_and_honour_resets() -> None:
     a, b = SileroVad(), SileroVad()
     got_a: list[float] = []
     got_b: list[float] = []
-    batch.submit(a, PCM[:n], got_a.append)
-    batch.submit(b, PCM[:n], got_b.append)
+    batch.submit(a, PCM[:n], lambda p, db: got_a.append(p))
+    batch.submit(b, PCM[:n], lambda p, db: got_b.append(p))
     first = batch.take_round()
     assert first is not None and len(first.streams) == 2
     with pytest.raises(RuntimeError):
         batch.take_round()  # one round in flight at a time
-    batch.submit(a, PCM[n : 2 * n], got_a.append)  # queued while the first round is scored
+    batch.submit(a, PCM[n : 2 * n], lambda p, db: got_a.append(p))  # queued while the first round is scored
     batch.score(first)  # (on a worker thread in the gateway)
     batch.discard(b)  # b's detector was reset meanwhile: its in-flight window must not land
     b.reset()
@@ -147,7 +157,7 @@ def test_rounds_in_flight_keep_each_stream_in_order_and_honour_resets() -> None:
     assert got_b == [] and b.windows == 0 and np.all(b._state == 0)
     batch.run()
     for k in range(2, 6):
-        batch.submit(a, PCM[k * n : (k + 1) * n], got_a.append)
+        batch.submit(a, PCM[k * n : (k + 1) * n], lambda p, db: got_a.append(p))
     failed = batch.take_round()
     assert failed is not None
     batch.abandon(failed)  # inference raised: that window is dropped, the batch goes on

@@ -209,10 +209,9 @@ async def serve(opts: argparse.Namespace) -> None:
     from aiohttp import web
 
     from voxwire.agent import AGENTS
-    from voxwire.aio.agents import AgentRunner
+    from voxwire.aio.edge import attach_call_edge
     from voxwire.aio.load import start_load_follower
     from voxwire.aio.udp import UdpShell, open_udp
-    from voxwire.aio.vad import attach_vad_batch
     from voxwire.observability import tracing
     from voxwire.signaling import dashboard
     from voxwire.signaling.auth import Authenticator, load_api_keys
@@ -243,8 +242,7 @@ async def serve(opts: argparse.Namespace) -> None:
                 lambda: UdpShell(core), sock=relay.take_udp_socket()
             )
             relay.register(lambda: len(transceiver.calls))
-        shell.after_drain = AgentRunner(transceiver, shell).after_drain
-        attach_vad_batch(transceiver, shell)
+        attach_call_edge(transceiver, shell)
         try:
             tracing.configure(opts.trace_export)
         except ValueError as exc:

@@ -65,6 +65,8 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
+from voxwire.agent.vad import ENERGY_FRAME, SILENT_DB, frame_db
+
 if TYPE_CHECKING:
     from voxwire.agent.vad import VadBatch
 
@@ -84,7 +86,7 @@ Pcm = npt.NDArray[np.int16]
 
 VAD_RATE = 16000
 WINDOW = 512  # samples at 16 kHz: 32 ms
-FRAME = 64  # energy frame: 4 ms
+FRAME = ENERGY_FRAME  # energy frame: 4 ms
 FRAMES_PER_WINDOW = WINDOW // FRAME
 #: How far (in windows) a boundary may be moved back from the VAD's decision.
 LOOKBACK_WINDOWS = 4
@@ -97,7 +99,6 @@ PEAK_RANGE_DB = 35.0
 #: Noise floor: follows drops at once, rises by this fraction of the gap per non-speech window.
 FLOOR_RISE = 0.05
 INITIAL_FLOOR_DB = -60.0
-SILENT_DB = -100.0
 
 
 @dataclass(frozen=True)
@@ -396,23 +397,22 @@ class TurnDetector:
         assert self._vad is not None
         if self._batch is None:
             (prob,) = self._vad.process(window)
-            self._decide(window, prob)
-        else:
-            self._batch.submit(self._vad, window, functools.partial(self._scored, window, self._epoch))  # type: ignore[arg-type]
+            (db,) = frame_db(window.astype(np.float32).reshape(1, WINDOW) * (1.0 / 32768.0))
+            self._decide(db, prob)
+        else:  # the batch measures the levels too, for all its windows at once
+            self._batch.submit(self._vad, window, functools.partial(self._scored, self._epoch))  # type: ignore[arg-type]
 
-    def _scored(self, window: Pcm, epoch: int, prob: float) -> None:
+    def _scored(self, epoch: int, prob: float, db: list[float]) -> None:
         if epoch != self._epoch or self._config is None:
             return  # the VAD path restarted (session.update) after this window was queued
-        self._decide(window, prob)
+        self._decide(db, prob)
         if self._events and self.on_events is not None:
             self.on_events()
 
-    def _decide(self, window: Pcm, prob: float) -> None:
+    def _decide(self, db: list[float], prob: float) -> None:
+        """One window: its speech probability and its eight 4 ms frames' levels (dBFS)."""
         assert self._config is not None
-        x = window.astype(np.float32).reshape(FRAMES_PER_WINDOW, FRAME) * (1.0 / 32768.0)
-        energy = np.mean(x * x, axis=1)
         # Eight values: Python's max and sort beat numpy's per-call overhead from here on.
-        db = [max(v, SILENT_DB) for v in (10.0 * np.log10(np.maximum(energy, 1e-10))).tolist()]
         self._frame_db.extend(db)
         k = self._windows
         self._windows += 1

@@ -44,13 +44,26 @@ from voxwire.agent.speech.models import SILERO_VAD, verified_path
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["SileroVad", "VadBatch", "VadRound", "WINDOW_SAMPLES", "load_session"]
+__all__ = ["SileroVad", "VadBatch", "VadRound", "WINDOW_SAMPLES", "frame_db", "load_session"]
 
 Pcm = npt.NDArray[np.int16]
 
 #: Samples per window, and samples of context carried from the previous window, per sample rate.
 WINDOW_SAMPLES = {16000: 512, 8000: 256}
 _CONTEXT_SAMPLES = {16000: 64, 8000: 32}
+#: Samples per energy frame of :func:`frame_db` (4 ms at 16 kHz), and the floor of its levels.
+ENERGY_FRAME = 64
+SILENT_DB = -100.0
+
+
+def frame_db(windows: npt.NDArray[np.float32]) -> list[list[float]]:
+    """The level of each 4 ms frame of each window, in dB relative to full scale (floored at
+    :data:`SILENT_DB`): ``windows`` is ``(n, 512)`` samples scaled to [-1, 1) as Silero takes
+    them. The turn detector places turn boundaries with these."""
+    frames = windows.reshape(len(windows), -1, ENERGY_FRAME)
+    energy = np.mean(frames * frames, axis=2)
+    db = 10.0 * np.log10(np.maximum(energy, 1e-10))
+    return np.maximum(db, SILENT_DB).tolist()  # type: ignore[no-any-return]
 
 
 @functools.cache
@@ -124,7 +137,8 @@ class SileroVad:
         self.windows = 0
 
 
-Deliver = Callable[[float], None]
+#: Takes a window's speech probability and its frames' levels (:func:`frame_db`).
+Deliver = Callable[[float, list[float]], None]
 _SR16 = np.array(16000, dtype=np.int64)
 
 
@@ -139,6 +153,7 @@ class VadRound:
     state: npt.NDArray[np.float32]
     prob: npt.NDArray[np.float32] | None = None
     state_out: npt.NDArray[np.float32] | None = None
+    levels: list[list[float]] | None = None  # frame_db of each window
 
 
 class VadBatch:
@@ -220,10 +235,12 @@ class VadBatch:
 
     @staticmethod
     def score(batch: VadRound) -> None:
-        """Run the model on a round (touches nothing else: safe on a worker thread)."""
+        """Run the model on a round and measure its windows' frame levels, all rows at once
+        (touches nothing else: safe on a worker thread, where this work leaves the loop's)."""
         batch.prob, batch.state_out = load_session().run(
             None, {"input": batch.x, "state": batch.state, "sr": _SR16}
         )
+        batch.levels = frame_db(batch.x[:, _CONTEXT_SAMPLES[16000] :])
 
     def abandon(self, batch: VadRound) -> None:
         """Give up on a round whose scoring failed: its windows are dropped, nothing is delivered."""
@@ -234,6 +251,7 @@ class VadBatch:
     def finish(self, batch: VadRound) -> int:
         """Store each stream's new state and deliver the probabilities; returns how many."""
         assert batch is self._in_flight and batch.prob is not None and batch.state_out is not None
+        assert batch.levels is not None
         self._in_flight = None
         discarded, self._discarded = self._discarded, set()
         self.runs += 1
@@ -244,5 +262,5 @@ class VadBatch:
                 continue  # reset while scored: this window belongs to the stream's old life
             vad._state = batch.state_out[:, i : i + 1, :].copy()
             vad.windows += 1
-            batch.delivers[i](float(batch.prob[i, 0]))
+            batch.delivers[i](float(batch.prob[i, 0]), batch.levels[i])
         return n

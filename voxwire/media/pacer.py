@@ -9,10 +9,11 @@ sent is never more than one frame ahead of real time, and a barge-in that calls 
 silences the stream within one frame: nothing is buffered downstream of the queue.
 
 **What is queued.** The queue holds frames in whatever form the caller chooses (the type
-parameter ``T``). voxwire queues *PCM* frames and encodes each one when its tick fires: a flush on
-barge-in then throws away audio that was never encoded (no wasted encoder CPU), and the encoder
-state only ever sees audio that is actually sent, so the stream stays continuous across a flush.
-Encoding costs well under a millisecond (``bench/media.py``), far inside the 20 ms tick.
+parameter ``T``). voxwire queues *PCM* frames and encodes each one at the latest when its tick
+fires, at the earliest one frame ahead (:meth:`peek` and :meth:`replace_head`): a flush on
+barge-in then throws away at most one encoded frame, and the encoder state never runs more than
+one frame past the audio actually sent (to the receiver that one frame looks like a lost packet,
+at a point where the stream is cut anyway).
 
 **Silence.** A tick with an empty queue sends nothing but its timestamp is consumed: media time
 keeps following the clock, so the receiver's jitter buffer sees the real length of the pause. The
@@ -129,6 +130,12 @@ class Pacer(Generic[T]):
     def peek(self) -> T | None:
         """The frame the next tick would send, or None."""
         return self._queue[0] if self._queue else None
+
+    def replace_head(self, frame: T) -> None:
+        """Put ``frame`` in the place of the frame the next tick would send (encoded ahead)."""
+        if not self._queue:
+            raise IndexError("replace_head() on an empty pacer")
+        self._queue[0] = frame
 
     def drop_oldest(self) -> T:
         """Drop the frame the next tick would send (a live stream that fell behind skips ahead)."""

@@ -6,7 +6,8 @@ when the next packet is there, PLC otherwise.
 
 Outbound: agent PCM -> cut into 20 ms frames -> :class:`~voxwire.media.pacer.Pacer` (monotonic
 schedule, never more than one frame ahead of real time; queued PCM is dropped cheaply on a flush)
--> Opus encode at send time. An agent may also queue frames that are already Opus
+-> Opus encode of the next frame only: ahead of its tick when the owner calls :meth:`prepare`
+between ticks (then the tick only sends), else at the tick. An agent may also queue frames that are already Opus
 (:meth:`OutboundAudio.play_encoded`, the ``passthrough`` agent): they share the pacer and go out
 as they are.
 
@@ -258,6 +259,22 @@ class OutboundAudio:
 
     def poll_timeout(self) -> float | None:
         return self.pacer.poll_timeout()
+
+    def needs_encoding(self) -> bool:
+        """Whether the frame the next tick sends is still PCM (:meth:`prepare` would encode it)."""
+        head = self.pacer.peek()
+        return head is not None and not isinstance(head[0], bytes)
+
+    def prepare(self) -> bool:
+        """Encode the frame the next tick sends, now instead of at its tick; True if it did.
+
+        Only the next frame: a flush (barge-in) then wastes one encoded frame at most, and a
+        complexity change reaches the stream within a frame."""
+        head = self.pacer.peek()
+        if head is None or isinstance(head[0], bytes):
+            return False
+        self.pacer.replace_head((self._encode(head[0]), head[1]))
+        return True
 
     def due(self, now: float) -> list[SentFrame]:
         """Encode the frames due at ``now``."""

@@ -248,10 +248,9 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
     from aiohttp import web
 
     from voxwire.agent import AGENTS
-    from voxwire.aio.agents import AgentRunner
+    from voxwire.aio.edge import attach_call_edge
     from voxwire.aio.load import start_load_follower
     from voxwire.aio.udp import UdpShell
-    from voxwire.aio.vad import attach_vad_batch
     from voxwire.cli import advertised, auth_mode, freeze_startup_objects, transceiver_config
     from voxwire.relay.registry import RedisLink, TransceiverRegistration
     from voxwire.relay.transceiver_side import RelayedEndpoint, TokenUfragSource
@@ -277,8 +276,7 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
                               ufrag_factory=TokenUfragSource(minter, time.time))
     relayed = RelayedEndpoint(transceiver.endpoint, relays, max_clients=max(4 * opts.max_calls, 1024))
     _, shell = await loop.create_datagram_endpoint(lambda: UdpShell(relayed), local_addr=(opts.udp_host, opts.udp_port))
-    shell.after_drain = AgentRunner(transceiver, shell).after_drain
-    attach_vad_batch(transceiver, shell)
+    attach_call_edge(transceiver, shell)
     app = make_app(transceiver, shell, Authenticator(api_keys), client_secret_ttl=opts.client_secret_ttl)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -69,6 +69,12 @@ class Call:
     #: Told when the voice layer has news outside a datagram or timer of this call (a batched VAD
     #: scored its audio): the application then calls :meth:`pump` and drains the socket.
     on_wake: Callable[[Call], None] | None = None
+    #: Told when the call has work that may wait a few milliseconds: input audio to decode and
+    #: hand to the agent, the next outbound frame to encode ahead of its tick. The application
+    #: then calls :meth:`work` when it chooses (the transceiver's edge does it in slices, between
+    #: the loop's pacer ticks). None: input is decoded in the datagram's turn and frames are
+    #: encoded at their ticks.
+    on_work: Callable[[Call], None] | None = None
 
     def __post_init__(self) -> None:
         rng = self.session.rng
@@ -94,6 +100,7 @@ class Call:
         self.close_reason: str | None = None
         self._commands: deque[Command] = deque()
         self._events_channel: int | None = None
+        self._work_waiting = False  # on_work was told and work() has not run since
         self.counters: dict[str, int] = {}
         for config in (getattr(self.agent, "session_defaults", None), self.session_config):
             if config:
@@ -181,6 +188,23 @@ class Call:
         self._send_due_audio(now)
         self.pump(now)
 
+    def work(self, now: float) -> None:
+        """Do what :attr:`on_work` announced: decode the input audio that arrived, feed it to the
+        agent and the voice layer, send what a streaming agent queued for now, and encode the
+        next outbound frame so that its tick only has to encrypt and send it."""
+        self._work_waiting = False
+        if self.is_closed:
+            return
+        self._feed_agent(now)
+        if self._send_due_audio(now):
+            self.pump(now)
+        self.outbound.prepare()
+
+    def _announce_work(self) -> None:
+        if not self._work_waiting and self.on_work is not None:
+            self._work_waiting = True
+            self.on_work(self)
+
     def poll_command(self) -> Command | None:
         """Agent work the voice layer asked for (start or cancel a response)."""
         return self._commands.popleft() if self._commands else None
@@ -262,6 +286,9 @@ class Call:
         if got_audio:
             if self.timeline.first_audio_in is None:
                 self.timeline.first_audio_in = now
+            if self._on_packet is None and self.on_work is not None:
+                self._announce_work()  # decoded in work(), out of the datagram's turn
+                return
             self._feed_agent(now)
             # A streaming agent (echo, passthrough) queued a frame whose tick is already due: send
             # it now rather than through a timer round trip (the pacer decides, as at a timeout).
@@ -322,3 +349,5 @@ class Call:
                 if self.timeline.first_audio_out is None:
                     self.timeline.first_audio_out = now
                 self.voice.on_frame_sent(frame)
+        if self.on_work is not None and self.outbound.needs_encoding():
+            self._announce_work()  # encode the next frame ahead of its tick
