@@ -25,7 +25,9 @@ generator (:mod:`voxwire.loadgen`) pinned to core 1. Three servers, one after th
 one core), its time runnable but waiting for the core (another process on core 0 shows up there),
 its RSS, the generator's own CPU and schedule lateness, and every frame sent in the window (lost:
 no echo; late: its echo delay exceeds that call's smallest delay in the window by more than 20 ms).
-A glitch-free window settles a level. A glitched window counts only when it was clean (neither
+A window whose median echo delay is more than 20 ms above the first glitch-free level's is
+glitched too (a server that fell behind before the window delays every frame alike, which the
+per-call test cannot see). A glitch-free window settles a level. A glitched window counts only when it was clean (neither
 process waited more than 10 % of the window for its core, and the generator kept its 1 ms
 schedule within 15 ms: these machines are shared, and another process's stall is not this
 server's limit); a level is measured up to 3 times (quick) or 4 times and ends the ramp at the
@@ -289,6 +291,7 @@ async def ramp(
                 await asyncio.sleep(0.5)
                 result.setup["idle"] = _setup_summary(idle)
             last_ok: int | None = None
+            baseline_delay: float | None = None  # echo delay p50 at the first glitch-free level
             disturbed = 0
             for level in target.levels:
                 loaded_probe: list[LoadClient] = []
@@ -300,14 +303,17 @@ async def ramp(
                 added = await gen.ramp(level - len(gen.calls), target.ramp_rate)
                 await asyncio.sleep(1.0)
                 first = await measure(gen, pid, window, added + loaded_probe)
-                lv, verdict = await settle_level(target.name, gen, pid, window, first, retries)
+                lv, verdict = await settle_level(target.name, gen, pid, window, first, retries, baseline_delay)
                 result.levels.append(lv)
                 print(_line(target.name, lv) + f"  -> {verdict}", flush=True)
                 if lv.failed:
                     result.limit_reason = f"{lv.failed} setups failed at {level}"
                     break
-                if verdict == "glitch":
-                    result.limit_reason = f"glitch at {lv.calls} calls ({lv.lost} lost, {lv.late} late)"
+                if lv.verdict == "glitch":  # the verdict string may add why ("server core saturated")
+                    result.limit_reason = f"glitch at {lv.calls} calls ({lv.lost} lost, {lv.late} late"
+                    if delayed(lv, baseline_delay):
+                        result.limit_reason += f", echo delay p50 {lv.delay_p50_ms:.0f} ms"
+                    result.limit_reason += ")"
                     break
                 if verdict == "disturbed":
                     disturbed += 1
@@ -318,6 +324,8 @@ async def ramp(
                     continue
                 disturbed = 0
                 last_ok = lv.calls
+                if baseline_delay is None:
+                    baseline_delay = lv.delay_p50_ms
                 if lv.loadgen_cpu_pct > 85:
                     result.limit_reason = "the load generator is saturated"
                     result.at_least = True
@@ -346,16 +354,29 @@ MAX_WAIT_PCT = 10.0
 GENERATOR_LATE_MS = 15.0
 
 
+#: A level whose median echo delay exceeds the first glitch-free level's by more than this is
+#: glitched even when no frame was late against its own call's smallest delay in the window: a
+#: server that fell behind before the window started delays every frame alike.
+DELAY_MARGIN_MS = 20.0
+
+
+def delayed(lv: Level, baseline_delay: float | None) -> bool:
+    return (baseline_delay is not None and lv.delay_p50_ms is not None
+            and lv.delay_p50_ms > baseline_delay + DELAY_MARGIN_MS)
+
+
 def clean(lv: Level) -> bool:
     return (lv.server_wait_pct <= MAX_WAIT_PCT and lv.loadgen_wait_pct <= MAX_WAIT_PCT
             and lv.generator_late_ms <= GENERATOR_LATE_MS)
 
 
 async def settle_level(name: str, gen: LoadGen, pid: int, window: float, first: Level,
-                       retries: int) -> tuple[Level, str]:
+                       retries: int, baseline_delay: float | None = None) -> tuple[Level, str]:
     """Measure more windows at this level until the verdict is clear: ok at the first glitch-free
     window, glitch at the second clean glitched one (or at once when the server's core is
-    saturated), disturbed when the windows run out without either."""
+    saturated), disturbed when the windows run out without either. A window glitches when a frame
+    was lost or late, or when the median echo delay is :data:`DELAY_MARGIN_MS` above
+    ``baseline_delay``."""
     lv = first
     clean_glitches = 0
     for attempt in range(retries + 1):
@@ -364,7 +385,7 @@ async def settle_level(name: str, gen: LoadGen, pid: int, window: float, first: 
             lv.setup_keys_p50_ms, lv.setup_keys_p99_ms = first.setup_keys_p50_ms, first.setup_keys_p99_ms
             lv.setup_echo_p99_ms, lv.failed = first.setup_echo_p99_ms, first.failed
         lv.windows = attempt + 1
-        glitched = bool(lv.lost or lv.late)
+        glitched = bool(lv.lost or lv.late) or delayed(lv, baseline_delay)
         if lv.failed:
             lv.verdict = "failed"
             return lv, "failed"
