@@ -488,6 +488,7 @@ async def measure(
     from voxwire.aio.agents import AgentRunner
     from voxwire.aio.vad import attach_vad_batch
     from voxwire.aio.work import attach_work_slices
+    from voxwire.cli import freeze_startup_objects
     from voxwire.signaling.http import make_app
     from voxwire.testing.sockets import sockname, udp
     from voxwire.transceiver.service import Transceiver, TransceiverConfig
@@ -545,6 +546,7 @@ async def measure(
             cpu_samples.append((time.monotonic(), time.process_time(), runqueue_wait()))
             await asyncio.sleep(0.25)
 
+    freeze_startup_objects()  # as voxwire serve does before its port opens
     sampler = asyncio.get_running_loop().create_task(sample_cpu())
     child = await asyncio.create_subprocess_exec(
         sys.executable,
