@@ -29,7 +29,7 @@ from voxwire.proto.sctp import (
     StreamClosing,
     StreamsReset,
 )
-from voxwire.proto.sctp.cookie import CookieContents, open_cookie, seal_cookie
+from voxwire.proto.sctp.cookie import CookieContents, StaleCookie, open_cookie, seal_cookie
 from voxwire.testing.link import Link, LinkConfig, Network
 from voxwire.wire import sctp as w
 
@@ -469,7 +469,26 @@ def test_cookie_is_signed_and_has_a_lifetime():
     assert open_cookie(cookie, b"k" * 32, 150.0) == contents
     assert open_cookie(cookie, b"x" * 32, 150.0) == "bad_cookie"
     assert open_cookie(cookie[:-1] + bytes([cookie[-1] ^ 1]), b"k" * 32, 150.0) == "bad_cookie"
-    assert open_cookie(cookie, b"k" * 32, 161.0) == "stale_cookie"
+    assert open_cookie(cookie, b"k" * 32, 160.0) == contents  # the last instant of its lifetime
+    assert open_cookie(cookie, b"k" * 32, 98.0) == "stale_cookie"  # from the future: not ours
+
+
+@pytest.mark.parametrize(
+    ("now", "staleness_us"),
+    [
+        (161.0, 1_000_000),
+        (160.0000004, 1),  # RFC 9260 §3.3.10.3: rounded up to whole microseconds
+        (160.3, 300_000),  # not pushed a microsecond up by float noise (0.30000000000001137 s)
+        (160.0 + 4295.0, 0xFFFFFFFF),  # beyond 32 bits of microseconds: the field's largest value
+    ],
+)
+def test_cookie_past_its_lifetime_is_stale_by_a_measure_in_microseconds(now, staleness_us):
+    """RFC 9260 §5.1.5 step 3 and §3.3.10.3: a genuine cookie past its lifetime comes back with its
+    contents and how long past expiry it arrived, for the Stale Cookie error cause."""
+    contents = CookieContents(1, 2, 3, 4, 5, 6, 7, True, False, 100.0, 60.0)
+    cookie = seal_cookie(contents, b"k" * 32)
+    assert open_cookie(cookie, b"k" * 32, now) == StaleCookie(contents, staleness_us)
+    assert open_cookie(cookie, b"x" * 32, now) == "bad_cookie"  # the MAC is checked first
 
 
 def test_forged_cookie_echo_is_dropped():

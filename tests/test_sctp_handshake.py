@@ -227,29 +227,73 @@ def test_t1_cookie_restarts_the_count_and_the_rto_then_gives_up():
 # Drop counters for bad handshake input
 
 
+def _in_state(situation: str) -> SctpAssociation:
+    """An association in ``situation``: closed, cookie-wait (its INIT sent) or established (SNAP)."""
+    assoc = make(1)
+    if situation == "cookie-wait":
+        assoc.connect(0.0)
+    elif situation == "established":
+        assoc.start_snap(our_init(make(2)), 0.0)
+        events(assoc)
+    transmits(assoc)
+    return assoc
+
+
+SITUATIONS = ["closed", "cookie-wait", "established"]
+
+
+@pytest.mark.parametrize("situation", SITUATIONS)
+def test_init_with_zero_initiate_tag_is_silently_discarded(situation):
+    """RFC 9260 §3.3.2: an INIT whose Initiate Tag is 0 is silently discarded: nothing is sent and
+    no state changes."""
+    assoc = _in_state(situation)
+    state, deadline = assoc.state, assoc.poll_timeout()
+    assoc.handle_packet(packet(0, w.InitChunk(0, 65536, 10, 10, 7)), 0.5)
+    assert assoc.counters == {"bad_init": 1}
+    assert transmits(assoc) == [] and events(assoc) == []
+    assert assoc.state is state and assoc.poll_timeout() == deadline
+
+
 @pytest.mark.parametrize(
     "init",
     [
-        w.InitChunk(0, 65536, 10, 10, 7),  # zero Initiate Tag
         w.InitChunk(0x1234, 65536, 0, 10, 7),  # zero outbound streams
         w.InitChunk(0x1234, 65536, 10, 0, 7),  # zero inbound streams
+        w.InitChunk(0x1234, 65536, 0, 0, 7),
     ],
-    ids=["zero-tag", "zero-os", "zero-mis"],
+    ids=["zero-os", "zero-mis", "zero-both"],
 )
-@pytest.mark.parametrize("connect", [False, True], ids=["closed", "cookie-wait"])
-def test_invalid_init_is_dropped_as_bad_init(init, connect):
-    """RFC 9260 §3.3.2: an INIT with a zero Initiate Tag or stream count is discarded without
-    changing any state (for a zero stream count an ABORT is a SHOULD, so it is not ruled out)."""
-    assoc = make(1)
-    if connect:
-        assoc.connect(0.0)
-        transmits(assoc)
+@pytest.mark.parametrize("situation", SITUATIONS)
+def test_init_with_zero_stream_count_is_answered_with_abort(init, situation):
+    """RFC 9260 §3.3.2: the receiver of an INIT with a zero OS or MIS SHOULD abort. The ABORT carries
+    an Invalid Mandatory Parameter cause (§3.3.10.7) under the INIT's Initiate Tag with the T bit
+    clear (§8.4 item 3), travels alone, and no state is created or changed."""
+    assoc = _in_state(situation)
     state, deadline = assoc.state, assoc.poll_timeout()
     assoc.handle_packet(packet(0, init), 0.5)
     assert assoc.counters == {"bad_init": 1}
-    sent = [c for data in transmits(assoc) for c in w.parse_packet(data).chunks]
-    assert not any(isinstance(c, w.InitAckChunk) for c in sent) and events(assoc) == []
-    assert assoc.state is state and assoc.poll_timeout() == deadline
+    reply = w.parse_packet(one(transmits(assoc)))
+    assert reply.verification_tag == 0x1234
+    assert reply.chunks == (
+        w.AbortChunk((w.ErrorCause(w.CAUSE_INVALID_MANDATORY_PARAMETER),), reflected=False),
+    )
+    assert w.serialize_chunk(reply.chunks[0]) == bytes.fromhex("06000008 00070004")
+    assert events(assoc) == [] and assoc.state is state and assoc.poll_timeout() == deadline
+
+
+def test_init_with_zero_stream_count_aborts_the_peer_that_sent_it():
+    """The ABORT answering a bad INIT reaches its sender: when INITs cross, the sender's tag is the
+    one its INIT announced, so it takes the ABORT and closes."""
+    a, b = make(1), make(2)
+    b.connect(0.0)
+    theirs = our_init(b)
+    bad = w.InitChunk(theirs.initiate_tag, theirs.a_rwnd, 0, theirs.inbound_streams, theirs.initial_tsn)
+    a.handle_packet(packet(0, bad), 0.01)
+    b.handle_packet(one(transmits(a)), 0.02)
+    assert b.state is State.CLOSED and b.counters == {}
+    [closed] = events(b)
+    assert isinstance(closed, Closed) and closed.by_peer and "cause 7" in closed.reason
+    assert a.state is State.CLOSED and events(a) == [] and a.poll_timeout() is None
 
 
 @pytest.mark.parametrize(
@@ -282,13 +326,18 @@ def _init_ack(tag: int = 0x4321) -> w.InitAckChunk:
     return w.InitAckChunk(tag, 65536, 10, 10, 7, True, (), state_cookie=b"c" * 16)
 
 
-@pytest.mark.parametrize("situation", ["closed", "cookie-wait-zero-tag", "established"])
+@pytest.mark.parametrize(
+    "situation", ["closed", "closed-zero-streams", "cookie-wait-zero-tag", "established"]
+)
 def test_unexpected_init_ack_is_dropped(situation):
     """RFC 9260 §5.2.3 (§8.4 when out of the blue): an INIT ACK outside COOKIE-WAIT is discarded,
-    and so is one with a zero Initiate Tag (§3.3.3), which creates no TCB."""
+    even one with a zero stream count, and so is one with a zero Initiate Tag (§3.3.3), which
+    creates no TCB."""
     assoc = make(1)
     ack = _init_ack()
-    if situation == "cookie-wait-zero-tag":
+    if situation == "closed-zero-streams":
+        ack = w.InitAckChunk(0x4321, 65536, 0, 0, 7, True, (), state_cookie=b"c" * 16)
+    elif situation == "cookie-wait-zero-tag":
         assoc.connect(0.0)
         transmits(assoc)
         ack = _init_ack(tag=0)
@@ -299,10 +348,34 @@ def test_unexpected_init_ack_is_dropped(situation):
     assoc.handle_packet(packet(our_init(assoc).initiate_tag, ack), 0.5)
     assert assoc.counters == {"unexpected_init_ack": 1}
     sent = [c for data in transmits(assoc) for c in w.parse_packet(data).chunks]
-    assert not any(isinstance(c, w.CookieEchoChunk) for c in sent)
+    assert not any(isinstance(c, w.CookieEchoChunk | w.AbortChunk) for c in sent)
     assert assoc.state is not State.COOKIE_ECHOED
     if situation != "cookie-wait-zero-tag":  # §3.3.3 would have that one end the association
         assert events(assoc) == [] and assoc.state is state and assoc.poll_timeout() == deadline
+
+
+@pytest.mark.parametrize(("os_", "mis"), [(0, 10), (10, 0), (0, 0)], ids=["zero-os", "zero-mis", "zero-both"])
+def test_init_ack_with_zero_stream_count_is_aborted_and_ends_the_handshake(os_, mis):
+    """RFC 9260 §3.3.3: the receiver of an INIT ACK with a zero OS or MIS SHOULD destroy the
+    association. It answers with an ABORT carrying Invalid Mandatory Parameter (§3.3.10.7) under
+    the INIT ACK's Initiate Tag, T bit clear, and closes: no TCB, no COOKIE ECHO, no more INITs."""
+    assoc = make(1)
+    assoc.connect(0.0)
+    transmits(assoc)
+    ack = w.InitAckChunk(0x4321, 65536, os_, mis, 7, True, (), state_cookie=b"c" * 16)
+    assoc.handle_packet(packet(our_init(assoc).initiate_tag, ack), 0.5)
+    assert assoc.counters == {"bad_init_ack": 1}
+    reply = w.parse_packet(one(transmits(assoc)))
+    assert reply.verification_tag == 0x4321
+    assert reply.chunks == (
+        w.AbortChunk((w.ErrorCause(w.CAUSE_INVALID_MANDATORY_PARAMETER),), reflected=False),
+    )
+    assert events(assoc) == [Closed("INIT ACK with a zero stream count (RFC 9260 §3.3.3)", by_peer=False)]
+    assert assoc.state is State.CLOSED and assoc.poll_timeout() is None
+    assoc.handle_timeout(10.0)
+    assert transmits(assoc) == []  # T1-init is gone: the INIT is not resent
+    assoc.handle_packet(packet(our_init(assoc).initiate_tag, _init_ack()), 11.0)
+    assert assoc.counters == {"bad_init_ack": 1, "after_close": 1}
 
 
 def _stray_cookie_echo(victim: SctpAssociation, now: float) -> bytes:
@@ -338,27 +411,49 @@ def test_cookie_echo_for_another_peer_is_dropped_as_cookie_tag_mismatch(when):
     assert_data_flows(a, b, 0.1)
 
 
-def test_stale_cookie_is_dropped_and_counted():
-    """RFC 9260 §5.1.5 step 3: a cookie older than Valid.Cookie.Life establishes nothing."""
+def test_stale_cookie_is_answered_with_a_stale_cookie_error():
+    """RFC 9260 §5.1.5 step 3: a cookie older than Valid.Cookie.Life establishes nothing, and the
+    peer is sent an ERROR with a Stale Cookie cause (§3.3.10.3) whose Measure of Staleness is how
+    long past its expiry the cookie arrived, in microseconds. The ERROR goes under the peer's
+    Initiate Tag (§8.5), which the cookie holds, so the peer takes it."""
     config = SctpConfig(cookie_lifetime=5.0)
     a, b = make(1), make(2, config)
-    echo = to_cookie_echoed(a, b)  # b minted the cookie at t=0.01
+    echo = to_cookie_echoed(a, b)  # b minted the cookie at t=0.01: it expired at 5.01
     b.handle_packet(echo, 5.02)
     assert b.counters == {"stale_cookie": 1}
-    assert transmits(b) == [] and events(b) == [] and b.state is State.CLOSED
+    reply = w.parse_packet(one(transmits(b)))
+    assert reply.verification_tag == our_init(a).initiate_tag
+    [error] = reply.chunks
+    assert isinstance(error, w.ErrorChunk) and [c.code for c in error.causes] == [w.CAUSE_STALE_COOKIE]
+    assert w.measure_of_staleness(error.causes[0]) == 10_000  # 5.02 - 5.01 s
+    assert events(b) == [] and b.state is State.CLOSED and b.poll_timeout() is None
+    a.handle_packet(w.serialize_packet(reply), 5.03)
+    assert a.counters == {"error_chunks": 1}  # accepted: the tag is a's own, not a bad_tag drop
     twin = make(2, config)  # b's twin: same tag and cookie key, so the cookie is good here too
     twin.handle_packet(echo, 5.0)  # within its lifetime
     assert twin.state is State.ESTABLISHED and twin.counters == {}
 
 
 def test_cookie_from_the_future_is_dropped_as_stale():
-    """RFC 9260 §5.1.5: a cookie created later than now was not minted by this clock."""
+    """RFC 9260 §5.1.5: a cookie created later than now was not minted by this clock. It has not
+    expired, so there is no staleness to report and no Stale Cookie ERROR goes out."""
     assoc = make(1, cookie_key=KEY)
     tag = our_init(assoc).initiate_tag
     contents = CookieContents(tag, 0x55, 1, 2, 65536, 10, 10, True, True, 100.0, 60.0)
     assoc.handle_packet(packet(tag, w.CookieEchoChunk(seal_cookie(contents, KEY))), 50.0)
     assert assoc.counters == {"stale_cookie": 1}
     assert assoc.state is State.CLOSED and transmits(assoc) == []
+
+
+def test_stale_cookie_of_another_association_is_bad_not_stale():
+    """A stale cookie signed with a shared key but minted by another association is not ours to
+    report on: it is dropped as a bad cookie, with no Stale Cookie ERROR."""
+    a, b, minter = make(1), make(2, cookie_key=KEY), make(4, SctpConfig(cookie_lifetime=5.0), cookie_key=KEY)
+    chunk = w.parse_packet(to_cookie_echoed(a, minter)).chunks[0]
+    assert isinstance(chunk, w.CookieEchoChunk)
+    b.handle_packet(packet(our_init(b).initiate_tag, chunk), 60.0)
+    assert b.counters == {"bad_cookie": 1}
+    assert transmits(b) == [] and events(b) == [] and b.state is State.CLOSED
 
 
 @pytest.mark.parametrize("forgery", ["flipped-bit", "other-association"])

@@ -116,6 +116,43 @@ def test_sack_layout_rfc9260_3_3_4():
         w.parse_chunk(raw[:-4])  # counts do not match the length
 
 
+def test_stale_cookie_cause_layout_rfc9260_3_3_10_3():
+    """Cause code 3, length 8, then the Measure of Staleness in microseconds (32 bits)."""
+    error = w.ErrorChunk((w.stale_cookie_cause(10_000),))
+    assert w.serialize_chunk(error) == bytes.fromhex("0900000c 00030008 00002710")
+    parsed = w.parse_chunk(w.serialize_chunk(error))
+    assert parsed == error and isinstance(parsed, w.ErrorChunk)
+    assert w.measure_of_staleness(parsed.causes[0]) == 10_000
+    assert w.measure_of_staleness(w.stale_cookie_cause(0xFFFFFFFF)) == 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("bad", [-1, 1 << 32])
+def test_stale_cookie_cause_refuses_a_measure_beyond_32_bits(bad):
+    with pytest.raises(ValueError, match="Measure of Staleness"):
+        w.stale_cookie_cause(bad)
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        w.ErrorCause(3, b"\0\0\0"),
+        w.ErrorCause(3, bytes(8)),
+        w.ErrorCause(w.CAUSE_INVALID_MANDATORY_PARAMETER, bytes(4)),
+    ],
+    ids=["short", "long", "other-code"],
+)
+def test_measure_of_staleness_rejects_other_causes(cause):
+    with pytest.raises(ParseError):
+        w.measure_of_staleness(cause)
+
+
+def test_invalid_mandatory_parameter_abort_layout_rfc9260_3_3_10_7():
+    """Cause code 7 has no cause-specific information: length 4."""
+    abort = w.AbortChunk((w.ErrorCause(w.CAUSE_INVALID_MANDATORY_PARAMETER),))
+    assert w.serialize_chunk(abort) == bytes.fromhex("06000008 00070004")
+    assert w.parse_chunk(w.serialize_chunk(abort)) == abort
+
+
 def test_unknown_chunk_kept_for_the_upper_bit_rule():
     raw = bytes([0x84, 0x00, 0x00, 0x06, 0xAA, 0xBB])
     assert w.parse_chunk(raw) == w.UnknownChunk(0x84, 0, b"\xaa\xbb")

@@ -34,8 +34,10 @@ import google_crc32c
 from voxwire.wire.errors import ParseError
 from voxwire.wire.sctp_chunks import (
     ABORT,
+    CAUSE_INVALID_MANDATORY_PARAMETER,
     CAUSE_NO_USER_DATA,
     CAUSE_PROTOCOL_VIOLATION,
+    CAUSE_STALE_COOKIE,
     CAUSE_UNRECOGNIZED_CHUNK,
     CAUSE_USER_INITIATED_ABORT,
     COOKIE_ACK,
@@ -341,12 +343,27 @@ def parse_packet(data: bytes) -> SctpPacket:
     return SctpPacket(sport, dport, vtag, tuple(_parse_chunks(data, HEADER_SIZE)))
 
 
+def measure_of_staleness(cause: ErrorCause) -> int:
+    """The Measure of Staleness (microseconds) of a Stale Cookie error cause, RFC 9260 §3.3.10.3."""
+    if cause.code != CAUSE_STALE_COOKIE or len(cause.info) != 4:
+        raise ParseError(f"error cause {cause.code} with {len(cause.info)} bytes is not a Stale Cookie cause")
+    return int.from_bytes(cause.info, "big")
+
+
 # --------------------------------------------------------------------------------------------------
 # Serialization
 
 
 def _causes(causes: tuple[ErrorCause, ...]) -> bytes:
     return _tlvs([(c.code, c.info) for c in causes])
+
+
+def stale_cookie_cause(staleness_us: int) -> ErrorCause:
+    """A Stale Cookie error cause (RFC 9260 §3.3.10.3): how long past its expiry, in microseconds,
+    the State Cookie was received (0: not reported)."""
+    if not 0 <= staleness_us <= _U32:
+        raise ValueError(f"Measure of Staleness {staleness_us} outside 0..{_U32}")
+    return ErrorCause(CAUSE_STALE_COOKIE, struct.pack("!I", staleness_us))
 
 
 def _init_body(c: InitChunk | InitAckChunk, cookie: bytes | None) -> bytes:
@@ -442,8 +459,10 @@ def serialize_packet(packet: SctpPacket) -> bytes:
 __all__ = [
     "ABORT",
     "AbortChunk",
+    "CAUSE_INVALID_MANDATORY_PARAMETER",
     "CAUSE_NO_USER_DATA",
     "CAUSE_PROTOCOL_VIOLATION",
+    "CAUSE_STALE_COOKIE",
     "CAUSE_UNRECOGNIZED_CHUNK",
     "CAUSE_USER_INITIATED_ABORT",
     "COOKIE_ACK",
@@ -494,9 +513,11 @@ __all__ = [
     "UnknownChunk",
     "chunk_size",
     "crc32c",
+    "measure_of_staleness",
     "parse_chunk",
     "parse_init_chunk",
     "parse_packet",
     "serialize_chunk",
     "serialize_packet",
+    "stale_cookie_cause",
 ]

@@ -27,7 +27,7 @@ consecutive-error counter (§8.1) counts T3 expiries and unanswered heartbeats; 
 Errors follow STYLE.md: anything wrong in a received packet (checksum, ports, tag, chunk in the
 wrong state) is dropped and counted in :attr:`counters`, never raised; local misuse raises a
 :class:`SctpError`; a peer that breaks the protocol is sent an ABORT and the association closes
-with a :class:`Closed` event.
+with a :class:`Closed` event. ``handshake.py`` also answers some bad handshake input.
 """
 
 from __future__ import annotations
@@ -321,15 +321,14 @@ class SctpAssociation:
             else:
                 self._after_ack()
         elif isinstance(chunk, w.InitChunk):
-            ack = self._hs.on_init(chunk, self._state, now)
-            if isinstance(ack, str):
-                self._count(ack)
-            else:
-                self._raw.append(self._packet(chunk.initiate_tag, (ack,)))
+            if (refused := self._hs.on_init(chunk, self._state, now)) is not None:
+                self._count(refused)
         elif isinstance(chunk, w.InitAckChunk):
             peer = self._hs.on_init_ack(chunk, self._state, now)
             if isinstance(peer, str):
                 self._count(peer)
+                if self._hs.failure is not None:
+                    self._close(self._hs.failure, by_peer=False)
             else:
                 self._create_tcb(peer)
                 self._state = State.COOKIE_ECHOED
@@ -521,6 +520,9 @@ class SctpAssociation:
 
     def poll_transmit(self) -> bytes | None:
         """The next SCTP packet to hand to DTLS, or None."""
+        if self._hs.replies:  # answers to the peer's handshake chunks, each alone (§6.10)
+            tag, reply = self._hs.replies.popleft()
+            return self._packet(tag, (reply,))
         if self._raw:
             return self._raw.popleft()
         if self._finished or self._peer_tag is None:

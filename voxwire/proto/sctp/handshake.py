@@ -33,14 +33,26 @@ T1-init while our INIT is unanswered, T1-cookie while our COOKIE ECHO is (§5.1 
 resends and doubles the timer, capped at ``rto_max``; passing Max.Init.Retransmits ends the
 handshake (§5.1 A, C). The association resends the INIT itself (it travels alone, §6.10); the
 COOKIE ECHO leads the next packet it builds.
+
+Bad handshake input is counted, and some of it is answered: the handshake queues each answer in
+:attr:`Handshake.replies` with the verification tag it goes out under, and the association sends
+each in a packet of its own. An INIT with a zero Initiate Tag is silently discarded (§3.3.2); one
+with zero outbound or inbound streams is answered with an ABORT carrying an Invalid Mandatory
+Parameter cause (§3.3.2, §3.3.10.7), tagged with the INIT's Initiate Tag and the T bit clear as for
+any ABORT answering an INIT (§8.4 item 3); no state is kept. An INIT ACK with a zero stream count
+gets the same ABORT, tagged with its Initiate Tag, and ends the handshake (§3.3.3: the receiver
+destroys the association): :attr:`Handshake.failure` says why. A genuine State Cookie past its
+lifetime is answered with an ERROR carrying a Stale Cookie cause (§5.1.5 step 3, §3.3.10.3), under
+the Initiate Tag of the peer's INIT that the cookie holds (§8.5).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from voxwire.proto.sctp.common import STREAMS, SctpConfig, State
-from voxwire.proto.sctp.cookie import CookieContents, open_cookie, seal_cookie
+from voxwire.proto.sctp.cookie import CookieContents, StaleCookie, open_cookie, seal_cookie
 from voxwire.wire import sctp as w
 from voxwire.wire.errors import ParseError
 
@@ -48,6 +60,9 @@ __all__ = ["PRE_ESTABLISHED", "Handshake", "PeerParams", "snap_peer", "valid_ini
 
 EXTENSIONS = (w.RE_CONFIG, w.FORWARD_TSN)
 PRE_ESTABLISHED = frozenset({State.CLOSED, State.COOKIE_WAIT, State.COOKIE_ECHOED})
+# RFC 9260 §3.3.10.7: the answer to an INIT or INIT ACK with a mandatory parameter set to an invalid
+# value (here a zero stream count). T bit clear: it goes under the chunk's Initiate Tag (§8.4, §8.5).
+_INVALID_PARAMETER = w.AbortChunk((w.ErrorCause(w.CAUSE_INVALID_MANDATORY_PARAMETER),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,16 +123,23 @@ class Handshake:
         self.deadline: float | None = None  # T1-init or T1-cookie
         self.rto = config.rto_initial
         self._expiries = 0
+        #: (verification tag, chunk) answers to the peer's handshake chunks, each sent alone
+        self.replies: deque[tuple[int, w.InitAckChunk | w.AbortChunk | w.ErrorChunk]] = deque()
+        #: why the handshake ended without an association, once it has
+        self.failure: str | None = None
 
     def start(self, now: float) -> None:
         """Our INIT went out (§5.1 A): start T1-init."""
         self.deadline = now + self.rto
 
-    def on_init(self, init: w.InitChunk, state: State, now: float) -> w.InitAckChunk | str:
-        """Our INIT ACK to the peer's ``init``, with a cookie holding both sides' parameters (§5.1.3),
-        or the counter naming why the INIT is dropped."""
-        if not valid_init(init):
+    def on_init(self, init: w.InitChunk, state: State, now: float) -> str | None:
+        """Queue our INIT ACK to the peer's ``init``, with a cookie holding both sides' parameters
+        (§5.1.3); or the counter naming why the INIT is refused."""
+        if init.initiate_tag == 0:
             return "bad_init"  # RFC 9260 §3.3.2: silently discard
+        if not valid_init(init):  # zero OS or MIS: §3.3.2 SHOULD abort; no state is kept
+            self.replies.append((init.initiate_tag, _INVALID_PARAMETER))
+            return "bad_init"
         if state not in PRE_ESTABLISHED:
             return "init_while_established"  # restart (§5.2.2) is not supported
         ours = self.init
@@ -137,7 +159,7 @@ class Handshake:
             ),
             self._key,
         )
-        return w.InitAckChunk(
+        ack = w.InitAckChunk(
             ours.initiate_tag,
             ours.a_rwnd,
             ours.outbound_streams,
@@ -147,12 +169,19 @@ class Handshake:
             EXTENSIONS,
             state_cookie=cookie,
         )
+        self.replies.append((init.initiate_tag, ack))
+        return None
 
     def on_init_ack(self, ack: w.InitAckChunk, state: State, now: float) -> PeerParams | str:
         """The peer in its INIT ACK, whose State Cookie we now echo under T1-cookie, restarted at the
-        initial RTO (§5.1 C); or the counter naming why the INIT ACK is dropped."""
-        if state is not State.COOKIE_WAIT or not valid_init(ack):
-            return "unexpected_init_ack"  # §5.2.3
+        initial RTO (§5.1 C); or the counter naming why the INIT ACK is refused."""
+        if state is not State.COOKIE_WAIT or ack.initiate_tag == 0:
+            return "unexpected_init_ack"  # §5.2.3; a zero tag (§3.3.3) is discarded too
+        if not valid_init(ack):  # zero OS or MIS: §3.3.3 SHOULD destroy the association
+            self.replies.append((ack.initiate_tag, _INVALID_PARAMETER))
+            self.failure = "INIT ACK with a zero stream count (RFC 9260 §3.3.3)"
+            self.stop()
+            return "bad_init_ack"
         self._cookie = ack.state_cookie
         self.cookie_echo_due = True
         self._expiries = 0
@@ -162,15 +191,20 @@ class Handshake:
 
     def on_cookie_echo(self, echo: w.CookieEchoChunk, peer_tag: int | None, now: float) -> PeerParams | str:
         """The peer in a cookie we minted for this association, or the counter naming why the
-        COOKIE ECHO is dropped. ``peer_tag`` is the peer we already know, if any."""
+        COOKIE ECHO is refused. ``peer_tag`` is the peer we already know, if any."""
         opened = open_cookie(echo.cookie, self._key, now)
         if isinstance(opened, str):
             return opened
-        if opened.local_tag != self.init.initiate_tag:
+        contents = opened.contents if isinstance(opened, StaleCookie) else opened
+        if contents.local_tag != self.init.initiate_tag:
             return "bad_cookie"
-        if peer_tag is not None and opened.peer_tag != peer_tag:
+        if isinstance(opened, StaleCookie):  # §5.1.5 step 3: tell the peer, under its own tag (§8.5)
+            error = w.ErrorChunk((w.stale_cookie_cause(opened.staleness_us),))
+            self.replies.append((contents.peer_tag, error))
+            return "stale_cookie"
+        if peer_tag is not None and contents.peer_tag != peer_tag:
             return "cookie_tag_mismatch"  # restart / stale collision cases of §5.2.4
-        return PeerParams.from_cookie(opened)
+        return PeerParams.from_cookie(contents)
 
     def on_timer(self, now: float, state: State) -> bool:
         """T1 expired: back off and rearm (§5.1 A, C). False once Max.Init.Retransmits is passed."""
