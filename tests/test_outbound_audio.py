@@ -55,3 +55,54 @@ def test_backlog_limit_is_validated() -> None:
         MediaConfig(max_stream_backlog=0.0)
     with pytest.raises(ValueError, match="max_stream_backlog"):
         MediaConfig(max_queued=1.0, max_stream_backlog=2.0)
+
+
+def delays_of_a_live_stream(arrivals: list[float], *, catch_up: bool) -> list[float]:
+    """Each frame's wait between its arrival and its send, driving OutboundAudio as a call does:
+    queue on arrival (then send what is due), and send at every pacer deadline."""
+    out = OutboundAudio(RATE, MediaConfig(), initial_timestamp=0)
+    out.start(0.0)
+    arrived_at: dict[bytes, float] = {}
+    waits: list[float] = []
+
+    def send_due(now: float) -> None:
+        if catch_up:
+            out.catch_up(now)
+        deadline = out.poll_timeout()
+        if deadline is not None and now >= deadline:
+            waits.extend(now - arrived_at.pop(f.payload) for f in out.due(now))
+
+    for i, at in enumerate(arrivals):
+        while (deadline := out.poll_timeout()) is not None and deadline < at:
+            send_due(deadline)  # the pacer's timer
+        arrived_at[frame(i)] = at
+        out.play_encoded(frame(i))
+        send_due(at)
+    while (deadline := out.poll_timeout()) is not None:
+        send_due(deadline)
+    return waits
+
+
+def test_a_live_stream_does_not_keep_the_delay_of_a_stall() -> None:
+    # An echo's frames arrive every 20 ms, 3 ms after the grid's phase; twice the process
+    # stalls and two frames arrive together 27 ms late (as after a busy loop).
+    arrivals = [0.003 + 0.02 * i for i in range(100)]
+    for stall in (30, 60):
+        arrivals[stall] += 0.027
+        arrivals[stall + 1] += 0.007
+    slow = delays_of_a_live_stream(arrivals, catch_up=False)
+    fast = delays_of_a_live_stream(arrivals, catch_up=True)
+    assert len(slow) == len(fast) == 100  # nothing dropped either way
+    # Without catching up the stall's phase stays: every later frame waits ~20 ms for its tick.
+    assert min(slow[70:]) > 0.015
+    # With it, frames leave as they arrive again within a frame or two of each stall.
+    assert max(fast[:30]) < 1e-9 and max(fast[33:60]) < 1e-9 and max(fast[63:]) < 1e-9
+
+
+def test_a_response_keeps_its_grid() -> None:
+    out = OutboundAudio(RATE, MediaConfig(), initial_timestamp=0)
+    out.start(0.0)
+    out.play(np.zeros(RATE // 10, dtype=np.int16), "resp_1")  # five frames queued at once
+    assert [f.timestamp for f in out.due(0.0)] == [0]
+    assert not out.catch_up(0.001)  # the next frame waits for its tick, 19 ms away
+    assert out.poll_timeout() == pytest.approx(FRAME_SECONDS)

@@ -141,3 +141,39 @@ def test_a_jittery_real_time_producer_keeps_one_talkspurt() -> None:
     assert [f.frame for f in sent] == list(range(200))
     assert [f.marker for f in sent] == [True] + [False] * 199
     assert all(b.timestamp - a.timestamp == 960 for a, b in zip(sent, sent[1:], strict=False))
+
+
+def test_pull_in_moves_the_grid_to_an_early_frame_and_keeps_timestamps() -> None:
+    p: Pacer[str] = Pacer(initial_timestamp=1000)
+    p.start(0.0)
+    p.push("a")
+    assert [f.timestamp for f in p.handle_timeout(0.0)] == [1000]
+    assert not p.pull_in(0.001, 0.005)  # nothing queued
+    p.push("b")
+    assert not p.pull_in(0.016, 0.005)  # its tick is 4 ms away: within the wait allowed
+    assert p.pull_in(0.010, 0.005)  # 10 ms away: the grid moves to now
+    assert p.poll_timeout() == pytest.approx(0.010)
+    [b] = p.handle_timeout(0.010)
+    assert (b.frame, b.timestamp, b.marker) == ("b", 1960, False)  # same talkspurt, next timestamp
+    p.push("c")
+    assert p.poll_timeout() == pytest.approx(0.030)  # the grid kept its new phase
+    assert p.counters.pulled_in == 1
+
+
+def test_pull_in_leaves_a_late_frame_to_the_grid() -> None:
+    p: Pacer[str] = Pacer()
+    assert not p.pull_in(0.0, 0.005)  # not started
+    p.start(0.0)
+    p.push("a")  # its tick is past: handle_timeout sends it now (and re-anchors after a gap)
+    assert not p.pull_in(0.5, 0.005)
+    assert p.poll_timeout() == 0.0
+
+
+def test_pull_in_also_serves_a_frame_queued_after_the_queue_ran_dry() -> None:
+    p: Pacer[str] = Pacer()
+    p.start(0.0)
+    p.push("a")
+    p.handle_timeout(0.0)  # sent; the queue ran dry
+    p.push("b")  # 5 ms later, 15 ms before its tick
+    assert p.pull_in(0.005, 0.005) and p.poll_timeout() == pytest.approx(0.005)
+    assert [f.frame for f in p.handle_timeout(0.005)] == ["b"]

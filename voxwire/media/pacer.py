@@ -25,6 +25,13 @@ current tick's slot, so the first frame of a response waits for no timer. A fram
 one frame after its tick was due still continues the talkspurt (contiguous timestamps, no marker);
 after a longer gap the grid is re-anchored on the new talkspurt's first frame.
 
+**Live streams.** A stream played as it arrives (an echo, a pass-through) should leave as soon as
+it arrives, but the grid keeps the phase of the talkspurt's first frame. After a stall
+re-anchored it on a late frame, every later frame waited for a tick up to 20 ms away, and each
+stall added more: the delay only ever grew. :meth:`pull_in` moves the grid to a frame that is
+queued early, so the tick is now; the frame's timestamp is unchanged, and it leaves less than
+one frame early, as a packet with a little network jitter would arrive.
+
 **Stalls.** If the process was late (the tick timer fired long after its time), up to
 ``max_burst`` frames go out for the most recent due ticks (normally 2: the late one and the one
 just due); older due ticks are skipped and counted in ``late_ticks``. Their timestamps are
@@ -75,6 +82,7 @@ class PacerCounters:
     late_ticks: int = 0  # ticks skipped because the process stalled
     cleared: int = 0  # frames dropped by clear()
     trimmed: int = 0  # frames dropped from the head by drop_oldest() (a live stream catching up)
+    pulled_in: int = 0  # times the grid moved to a live frame that was queued early (pull_in)
 
 
 class Pacer(Generic[T]):
@@ -177,6 +185,18 @@ class Pacer(Generic[T]):
     def _slot(self, now: float) -> int:
         assert self._t0 is not None
         return math.floor((now - self._t0) / self.frame_duration + _EPSILON)
+
+    def pull_in(self, now: float, max_wait: float) -> bool:
+        """If a frame is queued for a tick more than ``max_wait`` after ``now``, move the grid so
+        that tick is ``now`` (a live stream's frame arrived early for the grid); True if it did."""
+        if self._t0 is None or not self._queue:
+            return False
+        due = self._t0 + self._tick * self.frame_duration
+        if due - now <= max_wait:
+            return False  # due soon, or already due (a late frame continues or re-anchors the grid)
+        self._t0 -= due - now
+        self.counters.pulled_in += 1
+        return True
 
     def poll_timeout(self) -> float | None:
         """When the next tick is due (maybe already past), or ``None`` while idle or not started."""

@@ -33,6 +33,8 @@ from voxwire.media.resample import Resampler
 OPUS_RATE = 48_000
 OPUS_NATIVE_RATES = frozenset({8_000, 12_000, 16_000, 24_000, 48_000})
 FRAME_SECONDS = 0.02
+#: Longest a live stream's frame waits for its tick before the grid moves to it (Pacer.pull_in).
+MAX_LIVE_WAIT = 0.005
 #: Longest run of lost packets concealed frame by frame (16 = 320 ms); longer gaps reset the stream.
 MAX_CONCEALED = 16
 
@@ -259,6 +261,13 @@ class OutboundAudio:
 
     def poll_timeout(self) -> float | None:
         return self.pacer.poll_timeout()
+
+    def catch_up(self, now: float) -> bool:
+        """A live stream's frame (queued outside any response) waiting for a tick more than
+        :data:`MAX_LIVE_WAIT` away moves the grid so that it leaves now; True if it did.
+        A response's frames keep the grid: they are queued ahead and paced."""
+        head = self.pacer.peek()
+        return head is not None and head[1] is None and self.pacer.pull_in(now, MAX_LIVE_WAIT)
 
     def needs_encoding(self) -> bool:
         """Whether the frame the next tick sends is still PCM (:meth:`prepare` would encode it)."""

@@ -336,7 +336,9 @@ class Call:
             self.pump(now)
 
     def _send_due_audio(self, now: float) -> bool:
-        """Send what the pacer says is due at ``now``, if anything; True if it was."""
+        """Send what the pacer says is due at ``now``, if anything; True if it was. A live
+        stream's frame that arrived early for the grid goes now (:meth:`OutboundAudio.catch_up`)."""
+        self.outbound.catch_up(now)
         deadline = self.outbound.poll_timeout()
         if deadline is None or now < deadline:
             return False
