@@ -48,8 +48,10 @@ __all__ = ["REPLAY_WINDOW", "SrtpError", "SrtpProfile", "SrtpSession"]
 
 #: Inbound SRTP replay window, in packets (RFC 3711 §3.3.2 asks for at least 64).
 REPLAY_WINDOW = 1024
-#: libsrtp's per-session buffer (pylibsrtp allocates 1500 bytes) minus the largest SRTP trailer.
-_MAX_RTP = 1500 - pylibsrtp.SRTP_MAX_TRAILER_LEN
+#: libsrtp's per-session buffer (pylibsrtp allocates 1500 bytes): the largest SRTP packet taken,
+#: and, less the largest SRTP trailer, the largest RTP packet protected.
+_BUFFER = 1500
+_MAX_RTP = _BUFFER - pylibsrtp.SRTP_MAX_TRAILER_LEN
 
 
 class SrtpError(Exception):
@@ -146,7 +148,7 @@ class SrtpSession:
     def unprotect_rtp(self, packet: bytes) -> bytes:
         """SRTP -> RTP, with authentication and the replay check (RFC 3711 §3.3.2)."""
         n = len(packet)
-        if n > 1500:
+        if n > _BUFFER:
             raise SrtpError("unprotect RTP: packet is too long")
         buf, length = self._rx_buf, self._len
         buf[0:n] = packet

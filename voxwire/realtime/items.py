@@ -43,10 +43,10 @@ class InputText(WireModel):
     text: str
 
 
-class InputAudio(WireModel):
-    _keep_null = frozenset({"transcript"})
+class _AudioPart(WireModel):
+    """A content part with optional base64 audio and its transcript (``type`` first on the wire)."""
 
-    type: Literal["input_audio"] = "input_audio"
+    type: str
     audio: Base64 | None = None
     transcript: str | None = None
 
@@ -54,6 +54,12 @@ class InputAudio(WireModel):
     @classmethod
     def _audio(cls, v: str | None) -> str | None:
         return None if v is None else check_base64(v)
+
+
+class InputAudio(_AudioPart):
+    _keep_null = frozenset({"transcript"})
+
+    type: Literal["input_audio"] = "input_audio"
 
 
 class OutputText(WireModel):
@@ -61,15 +67,8 @@ class OutputText(WireModel):
     text: str
 
 
-class OutputAudio(WireModel):
+class OutputAudio(_AudioPart):
     type: Literal["output_audio"] = "output_audio"
-    audio: Base64 | None = None
-    transcript: str | None = None
-
-    @field_validator("audio")
-    @classmethod
-    def _audio(cls, v: str | None) -> str | None:
-        return None if v is None else check_base64(v)
 
 
 ContentPart = Annotated[InputText | InputAudio | OutputText | OutputAudio, Field(discriminator="type")]
