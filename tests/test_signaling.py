@@ -20,7 +20,7 @@ from voxwire.agent.echo import EchoAgent
 from voxwire.aio.udp import open_udp
 from voxwire.proto.certificate import Certificate
 from voxwire.signaling.auth import Authenticator, load_api_keys
-from voxwire.signaling.http import MAX_OFFER_BYTES, make_app
+from voxwire.signaling.http import MAX_OFFER_BYTES, MAX_SESSION_BYTES, make_app
 from voxwire.testing.client import TestClient
 from voxwire.transceiver.service import Transceiver, TransceiverConfig
 
@@ -197,6 +197,34 @@ def test_client_secret_requests_are_validated(ask, words):
         resp = await http.post("/v1/realtime/client_secrets", json=ask, headers=bearer(API_KEY))
         assert resp.status == 400
         assert words in (await resp.json())["error"]["message"]
+
+    run(body, auth=Authenticator((API_KEY,)))
+
+
+def test_multipart_bodies_as_browsers_and_curl_send_them():
+    """A quoted boundary and a file part (curl -F sdp=@offer.sdp) work; a malformed Content-Type,
+    a broken form and an oversized session part are each named."""
+
+    def form(boundary: str, session: bytes = b"{}", disposition: str = 'name="sdp"') -> bytes:
+        return (
+            f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\n"
+            f"Content-Type: application/sdp\r\n\r\n{offer()}\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="session"\r\n\r\n'
+        ).encode() + session + f"\r\n--{boundary}--\r\n".encode()
+
+    async def body(http: HttpClient, transceiver: Transceiver) -> None:
+        async def post(data: bytes, ctype: str):
+            return await http.post("/v1/realtime/calls", data=data, headers={**bearer(API_KEY), "Content-Type": ctype})
+
+        resp = await post(form("a b", disposition='name="sdp"; filename="offer.sdp"'), 'multipart/form-data; boundary="a b"')
+        assert resp.status == 201, await resp.text()
+        await expect_error(await post(form("b"), "multipart/form-data; boundary"), 400, "invalid_content_type", "malformed")
+        await expect_error(await post(form("b"), "multipart/form-data"), 400, "invalid_form", "1 to 70")
+        await expect_error(await post(form("b")[:-12], "multipart/form-data; boundary=b"), 400, "invalid_form", "ends inside")
+        big = b'{"instructions": "' + b"x" * MAX_SESSION_BYTES + b'"}'
+        await expect_error(await post(form("b", big), "multipart/form-data; boundary=b"), 413, "session_too_large", "session")
+        await expect_error(await post(form("b", big * 3), "multipart/form-data; boundary=b"), 413, "offer_too_large", "exceeds")
+        assert len(transceiver.calls) == 1
 
     run(body, auth=Authenticator((API_KEY,)))
 

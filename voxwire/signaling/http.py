@@ -26,6 +26,7 @@ from aiohttp import web
 from voxwire.aio.udp import UdpShell
 from voxwire.signaling.auth import DEFAULT_TTL, Authenticator, AuthError, ClientSecret, Principal
 from voxwire.transceiver.service import CapacityExceeded, OfferRejected, Transceiver
+from voxwire.wire.form import FormError, parse_content_type, parse_form
 from voxwire.wire.sdp import SdpError
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 MAX_OFFER_BYTES = 64 * 1024
 #: Largest session configuration (JSON) accepted with an offer or a client secret request.
 MAX_SESSION_BYTES = 64 * 1024
+#: Largest multipart offer body: both parts plus 4 KiB for their delimiters and headers.
+MAX_FORM_BYTES = MAX_OFFER_BYTES + MAX_SESSION_BYTES + 4 * 1024
 
 TRANSCEIVER = web.AppKey("transceiver", Transceiver)
 SHELL = web.AppKey("shell", UdpShell)
@@ -62,14 +65,12 @@ def unauthorized(message: str) -> web.HTTPUnauthorized:
     return web.HTTPUnauthorized(text=json.dumps(body), content_type="application/json")
 
 
-def form_bytes(part: object) -> bytes:
-    """A multipart field's content: a file part (one sent with a content type) or a plain string."""
-    if isinstance(part, web.FileField):
-        part.file.seek(0)
-        return part.file.read(MAX_OFFER_BYTES + 1)
-    if isinstance(part, (bytes, bytearray)):  # a part with a non-text content type and no filename
-        return bytes(part)
-    return str(part).encode()
+def media_type(request: web.Request) -> tuple[str, dict[str, str]]:
+    """The request's Content-Type, lowercased, and its parameters ("" when there is none); raises
+    :class:`FormError` when the header is malformed. (aiohttp's ``request.content_type`` parses
+    with the ``email`` package: about 0.15 ms per request.)"""
+    header = request.headers.get("Content-Type")
+    return parse_content_type(header) if header else ("", {})
 
 
 async def read_offer(request: web.Request) -> tuple[str, dict[str, Any] | None] | web.Response:
@@ -77,23 +78,33 @@ async def read_offer(request: web.Request) -> tuple[str, dict[str, Any] | None] 
     too_large = error_response(
         413, "invalid_request_error", "offer_too_large", f"the SDP offer exceeds {MAX_OFFER_BYTES} bytes"
     )
-    ctype = request.content_type
-    if request.content_length is not None and request.content_length > MAX_OFFER_BYTES + MAX_SESSION_BYTES:
+    try:
+        ctype, params = media_type(request)
+    except FormError as exc:
+        return error_response(400, "invalid_request_error", "invalid_content_type", f"malformed Content-Type: {exc}")
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         return too_large
     session: dict[str, Any] | None = None
     if ctype == "application/sdp":
         raw = await request.content.read(MAX_OFFER_BYTES + 1)
     elif ctype == "multipart/form-data":
+        body = await request.content.read(MAX_FORM_BYTES + 1)
+        if len(body) > MAX_FORM_BYTES:
+            return too_large
         try:
-            form = await request.post()
-        except ValueError as exc:
+            form = parse_form(body, params.get("boundary", ""))
+        except FormError as exc:
             return error_response(400, "invalid_request_error", "invalid_form", f"malformed multipart body: {exc}")
-        sdp_part, session_part = form.get("sdp"), form.get("session")
-        if sdp_part is None:
+        sdp, text = form.get("sdp"), form.get("session")
+        if sdp is None:
             return error_response(400, "invalid_request_error", "missing_sdp", "the form has no 'sdp' part")
-        raw = form_bytes(sdp_part)
-        if session_part is not None:
-            text = form_bytes(session_part)
+        raw = sdp
+        if text is not None:
+            if len(text) > MAX_SESSION_BYTES:
+                return error_response(
+                    413, "invalid_request_error", "session_too_large",
+                    f"the 'session' part exceeds {MAX_SESSION_BYTES} bytes",
+                )
             try:
                 session = json.loads(text)
             except ValueError as exc:

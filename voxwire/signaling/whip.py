@@ -24,7 +24,9 @@ from voxwire.signaling.http import (
     create_call_response,
     end_call,
     error_response,
+    media_type,
 )
+from voxwire.wire.form import FormError
 from voxwire.wire.sdp import SdpError
 from voxwire.wire.sdpfrag import MAX_SDPFRAG_SIZE, build_sdpfrag, parse_sdpfrag
 
@@ -35,6 +37,13 @@ CORS = {
     "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
     "Access-Control-Expose-Headers": "Location, ETag, Link",
 }
+
+
+def media_type_or_none(request: web.Request) -> str | None:
+    try:
+        return media_type(request)[0]
+    except FormError:
+        return None
 
 
 def etag(call_id: str, local_ufrag: str) -> str:
@@ -48,7 +57,7 @@ async def options(request: web.Request) -> web.Response:
 
 async def post(request: web.Request) -> web.Response:
     secret = authenticate(request)
-    if request.content_type != "application/sdp":
+    if media_type_or_none(request) != "application/sdp":
         return error_response(
             415, "invalid_request_error", "unsupported_media_type", "a WHIP offer must be application/sdp"
         )
@@ -68,7 +77,7 @@ async def patch(request: web.Request) -> web.Response:
     call = transceiver.calls.get(call_id)
     if call is None:
         return error_response(404, "invalid_request_error", "call_not_found", f"no call {call_id}")
-    if request.content_type != SDPFRAG:
+    if media_type_or_none(request) != SDPFRAG:
         return error_response(415, "invalid_request_error", "unsupported_media_type", f"PATCH takes {SDPFRAG}")
     current = etag(call_id, call.local_ufrag)
     match = request.headers.get("If-Match")
