@@ -243,7 +243,13 @@ class LoadGen:
 
     async def hang_up_all(self) -> None:
         """End every call (DELETE) and close its socket."""
-        calls, self.calls = self.calls, []
+        await self.hang_up(self.calls)
+
+    async def hang_up(self, calls: Sequence[LoadClient]) -> None:
+        """End these calls (DELETE) and close their sockets; the others go on."""
+        ending = {id(c) for c in calls}
+        calls = [c for c in self.calls if id(c) in ending]
+        self.calls = [c for c in self.calls if id(c) not in ending]
         await asyncio.gather(*(self._hang_up(c) for c in calls), return_exceptions=True)
         for call in calls:
             proto = self._protocols.get(id(call))
