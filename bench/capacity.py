@@ -6,7 +6,8 @@ Run inside a loopback-only network namespace (needs matplotlib in the venv for t
 
 (``--nice``: the server and the generator run ahead of other work, in a scheduling autogroup of
 their own; ``--complexity N`` adds an experiment: voxwire echo with its Opus encoder complexity fixed at N
-rather than stepping down from 5 to 1 under load.)
+rather than stepping down from 5 to 1 under load; ``--opus-mode lowdelay`` adds voxwire echo with
+CELT-only outbound Opus, ``voxwire serve --opus-mode lowdelay``.)
 
 The server runs in its own process pinned to core 0 (``taskset -c 0``); this process is the load
 generator (:mod:`voxwire.loadgen`) pinned to core 1. Three servers, one after the other:
@@ -97,6 +98,8 @@ class Target:
     #: Opus encoder complexity fixed on the server (an experiment; None: voxwire's default, which
     #: steps down under load).
     complexity: int | None = None
+    #: Outbound Opus mode on the server (an experiment; None: voxwire's default, voip).
+    opus_mode: str | None = None
 
 
 @dataclass
@@ -157,6 +160,8 @@ def server(target: Target, log_dir: Path) -> Iterator[tuple[str, int]]:
                "--log-level", "warning"]
         if target.complexity is not None:
             cmd += ["--opus-complexity", str(target.complexity), "--opus-complexity-under-load", str(target.complexity)]
+        if target.opus_mode is not None:
+            cmd += ["--opus-mode", target.opus_mode]
     else:
         cmd = [sys.executable, str(REPO / "bench" / "baseline" / "aiortc_echo.py"), "--port", str(port)]
     env = dict(os.environ)
@@ -570,7 +575,7 @@ def chart(results: list[Result], path: Path) -> None:
 # ---- main --------------------------------------------------------------------------------------
 
 
-def targets(quick: bool, vad: bool, complexity: list[int]) -> list[Target]:
+def targets(quick: bool, vad: bool, complexity: list[int], opus_modes: list[str]) -> list[Target]:
     if quick:
         echo: tuple[int, ...] = (10, 20, 30, 45, 60, 80, 120)
         passthrough: tuple[int, ...] = (50, 200, 300, 400, 500)
@@ -591,6 +596,8 @@ def targets(quick: bool, vad: bool, complexity: list[int]) -> list[Target]:
         out.insert(1, Target("voxwire echo+vad", "voxwire", "echo", vad_session, echo[: len(echo) // 2 + 1], 40.0, mem))
     for c in complexity:
         out.insert(1, Target(f"voxwire echo cx{c}", "voxwire", "echo", NO_VAD, echo, 40.0, mem, complexity=c))
+    for mode in opus_modes:
+        out.insert(1, Target(f"voxwire echo {mode}", "voxwire", "echo", NO_VAD, echo, 40.0, mem, opus_mode=mode))
     return out
 
 
@@ -602,7 +609,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
     results = []
     with tempfile.TemporaryDirectory(prefix="capacity-") as tmp:
         log_dir = Path(tmp)
-        for target in targets(args.quick, args.vad, args.complexity):
+        for target in targets(args.quick, args.vad, args.complexity, args.opus_mode):
             if args.only and target.name not in args.only:
                 continue
             result = await ramp(target, frames, window, log_dir, probe=target.name == "voxwire passthrough",
@@ -622,6 +629,8 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory-per-call runs")
     parser.add_argument("--complexity", type=int, action="append", default=[],
                         help="experiment: also ramp voxwire echo with this Opus encoder complexity (repeatable)")
+    parser.add_argument("--opus-mode", action="append", default=[], choices=("voip", "lowdelay"),
+                        help="experiment: also ramp voxwire echo with this outbound Opus mode (repeatable)")
     parser.add_argument("--only", action="append", help="run only this target (repeatable), e.g. 'aiortc echo'")
     parser.add_argument("--audio", default="auto", help="auto, espeak, synthetic or a 48 kHz mono WAV")
     parser.add_argument("--nice", type=int, default=0, help="niceness of the server and the generator, and of "

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from voxwire.media.opus import OpusDecoder, OpusEncoder, libopus_version
+from voxwire.media.opus import RESTRICTED_LOWDELAY, OpusDecoder, OpusEncoder, libopus_version
 from voxwire.media.pacer import Pacer
 from voxwire.media.reorder import ReorderBuffer
 from voxwire.media.resample import Resampler
@@ -71,11 +71,19 @@ def main() -> None:
     k = len(frames)
     rows: list[tuple[str, tuple[float, float, float]]] = []
 
-    for complexity in (0, 5, 9):
+    for complexity in (0, 1, 5, 9):
         enc = OpusEncoder(complexity=complexity)
         rows.append(
             (
                 f"opus encode 20 ms, complexity {complexity}",
+                measure(n, None, lambda i, e=enc: e.encode(frames[i % k])),
+            )
+        )
+    for complexity in (1, 5):  # voxwire serve --opus-mode lowdelay: CELT only, no FEC
+        enc = OpusEncoder(application=RESTRICTED_LOWDELAY, inband_fec=False, complexity=complexity)
+        rows.append(
+            (
+                f"opus encode 20 ms, CELT only (lowdelay), complexity {complexity}",
                 measure(n, None, lambda i, e=enc: e.encode(frames[i % k])),
             )
         )

@@ -80,3 +80,16 @@ def test_opus_complexity_options_reach_the_transceiver_config(monkeypatch):
     with pytest.raises(SystemExit, match="under_load"):
         transceiver_config(parse(["serve", "--opus-complexity", "1", "--opus-complexity-under-load", "3"]),
                            (("127.0.0.1", 3478),))
+
+
+def test_opus_mode_option_reaches_the_transceiver_config(monkeypatch):
+    from voxwire.cli import transceiver_config
+
+    assert transceiver_config(parse(["serve"]), (("127.0.0.1", 3478),)).media.opus_mode == "voip"
+    opts = parse(["serve", "--opus-mode", "lowdelay"])
+    assert transceiver_config(opts, advertised(opts)).media.opus_mode == "lowdelay"
+    with pytest.raises(SystemExit):
+        parse(["serve", "--opus-mode", "celt"])
+    opts = parse(["serve"], monkeypatch, VOXWIRE_OPUS_MODE="celt")  # a bad environment value is named too
+    with pytest.raises(SystemExit, match="opus_mode 'celt'"):
+        transceiver_config(opts, advertised(opts))

@@ -57,6 +57,29 @@ def test_backlog_limit_is_validated() -> None:
         MediaConfig(max_queued=1.0, max_stream_backlog=2.0)
 
 
+def toc_configs(mode: str) -> list[int]:
+    """The Opus TOC configuration (RFC 6716 §3.1) of each frame OutboundAudio encodes from speech-like PCM."""
+    out = OutboundAudio(RATE, MediaConfig(opus_mode=mode), initial_timestamp=0)
+    out.start(0.0)
+    t = np.arange(RATE) / RATE
+    phase = 2 * np.pi * np.cumsum(140 + 30 * np.sin(2 * np.pi * 2.3 * t)) / RATE  # a gliding voiced pitch
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    out.play((voiced / np.abs(voiced).max() * 12000).astype(np.int16), "resp_1")
+    return [f.payload[0] >> 3 for k in range(50) for f in out.due(k * FRAME_SECONDS)]
+
+
+def test_opus_modes_voip_speech_modes_with_fec_and_lowdelay_celt_only() -> None:
+    voip, lowdelay = toc_configs("voip"), toc_configs("lowdelay")
+    assert len(voip) == len(lowdelay) == 50
+    assert all(c < 16 for c in voip[5:])  # SILK (0-11) or hybrid (12-15): the modes that carry LBRR
+    assert all(c >= 16 for c in lowdelay)  # CELT only (16-31)
+    out = OutboundAudio(RATE, MediaConfig(opus_mode="lowdelay"), initial_timestamp=0)
+    assert out.encoder.lookahead < OutboundAudio(RATE, MediaConfig(), initial_timestamp=0).encoder.lookahead
+    assert not out.encoder.inband_fec
+    with pytest.raises(ValueError, match="opus_mode"):
+        MediaConfig(opus_mode="celt")
+
+
 def delays_of_a_live_stream(arrivals: list[float], *, catch_up: bool) -> list[float]:
     """Each frame's wait between its arrival and its send, driving OutboundAudio as a call does:
     queue on arrival (then send what is due), and send at every pacer deadline."""

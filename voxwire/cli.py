@@ -169,6 +169,9 @@ def add_media_options(parser: EnvDefaults) -> None:
                           help="Opus encoder complexity 0..10 while the event loop has room")
     parser.add_env_option("--opus-complexity-under-load", default=1, type=int,
                           help="Opus encoder complexity once the event loop is 70%% busy (back above 35%%)")
+    parser.add_env_option("--opus-mode", default="voip", choices=("voip", "lowdelay"),
+                          help="outbound Opus: voip (speech modes with in-band FEC) or lowdelay (CELT only: "
+                               "about a third of the encoding CPU and 4 ms less delay, no FEC)")
 
 
 def transceiver_config(opts: argparse.Namespace, advertise: tuple[tuple[str, int], ...]) -> TransceiverConfig:
@@ -179,7 +182,7 @@ def transceiver_config(opts: argparse.Namespace, advertise: tuple[tuple[str, int
 
     try:
         media = MediaConfig(opus_complexity=opts.opus_complexity,
-                            opus_complexity_under_load=opts.opus_complexity_under_load)
+                            opus_complexity_under_load=opts.opus_complexity_under_load, opus_mode=opts.opus_mode)
     except ValueError as exc:
         raise SystemExit(f"voxwire {opts.command}: {exc}") from None
     return TransceiverConfig(
