@@ -49,6 +49,7 @@ def server_events(client: TestClient, channel: int) -> list[dict]:
 @pytest.mark.parametrize("snap", [False, True])
 def test_oai_events_channel_speaks_realtime(certs, snap):
     net, transceiver, client, call = connect(certs, snap=snap)
+    assert not call.session.dtls.released  # data channels ride on DTLS: the connection stays
     dtls_done = net.now
     events = client.open_channel("oai-events", net.now)
     net.run_until(lambda: server_events(client, events), timeout=5)

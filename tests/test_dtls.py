@@ -12,6 +12,7 @@ from OpenSSL import SSL
 
 from voxwire.proto.certificate import Certificate
 from voxwire.proto.dtls import (
+    AlertAfterRelease,
     ApplicationData,
     DtlsClosed,
     DtlsConfig,
@@ -386,6 +387,29 @@ def test_close_notify_reaches_the_peer(certs: tuple[Certificate, Certificate]) -
     client.t.close(net.now)  # idempotent
     assert len(client.of(DtlsClosed)) == 1 and len(server.of(DtlsClosed)) == 1
     assert server.t.poll_timeout() is None and client.t.poll_timeout() is None
+
+
+def test_a_connected_client_releases_its_connection(certs: tuple[Certificate, Certificate]) -> None:
+    """release(): only a connected client frees OpenSSL; what arrives later is counted, not read;
+    close() then reports closed without a close_notify; send() is refused."""
+    net, client, server = make_pair(certs)
+    assert not client.t.release() and not client.t.released  # still handshaking
+    net.run_until(both_done(client, server))
+    assert_connected(client, server)
+    assert not server.t.release() and not server.t.released  # the server may have to resend its last flight
+    assert client.t.release() and client.t.released and client.t.is_connected
+    assert client.t.release()  # idempotent
+    assert client.t.poll_timeout() is None
+    server.t.close(net.now)  # the peer's close_notify cannot be read (nor authenticated) any more
+    net.advance(0.1)
+    assert client.t.counters.after_release == 1 and client.closed is None
+    assert client.of(AlertAfterRelease) == [AlertAfterRelease()]  # only a hint: it is not authenticated
+    with pytest.raises(DtlsStateError, match="released"):
+        client.t.send(b"sctp")
+    sent = len(client.sent)
+    client.t.close(net.now)
+    net.advance(0.1)
+    assert client.closed == DtlsClosed("closed locally") and len(client.sent) == sent
 
 
 def test_close_during_the_handshake(certs: tuple[Certificate, Certificate]) -> None:

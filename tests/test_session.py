@@ -81,6 +81,9 @@ def test_connects_in_either_dtls_role_and_echoes(certs, setup):
     # Active (our ClientHello on the first check) needs one round trip less than passive.
     round_trips = (net.now - start) / 0.04
     assert round_trips <= (3.1 if setup == "active" else 4.1), round_trips
+    # No data channel: as the DTLS client the server frees its OpenSSL connection once keyed; as
+    # the server it keeps it (its last flight may have to be re-sent).
+    assert call.session.dtls.released is (setup == "active")
     talk(net, client, speech_like(1.0))
     net.advance(0.2)
     assert len(client.received) >= 45
@@ -154,9 +157,57 @@ def test_hangup_frees_everything(certs):
     net.advance(0.1)
     transceiver.collect()
     assert call_id not in transceiver.calls and len(transceiver.endpoint) == 0
-    assert client.closed_reason is not None  # close_notify reached the client
+    assert client.closed_reason == "RTCP BYE"  # the call had no data channel: DTLS was released, BYE told the client
     assert transceiver.end_call(call_id, net.now)  # a late DELETE of an ended call succeeds
     assert not transceiver.end_call("rtc_never_existed", net.now)
+
+
+def test_rtcp_bye_from_the_client_ends_the_call(certs):
+    """The client's authenticated BYE for its own stream ends the call at once (a released DTLS
+    cannot read a close_notify); a BYE for another source, or a forged one, does not."""
+    net, transceiver, client, call_id = make_pair(certs)
+    call = transceiver.calls[call_id]
+    net.run_until(lambda: client.srtp is not None and call.session.state is State.CONNECTED, timeout=2)
+    talk(net, client, speech_like(0.2))
+    client.send_bye(ssrc=client.ssrc ^ 1)
+    net.advance(0.05)
+    transceiver.collect()
+    assert call_id in transceiver.calls
+    assert client.remote is not None
+    forged = bytes([0x81, 203, 0, 1]) + client.ssrc.to_bytes(4, "big")  # a plain, unauthenticated BYE
+    net.link.send(forged, CLIENT, client.remote, net.now)
+    net.advance(0.05)
+    transceiver.collect()
+    assert call_id in transceiver.calls and call.session.counters["drop_srtcp_auth"] == 1
+    client.send_bye()
+    net.advance(0.05)
+    transceiver.collect()
+    assert call_id not in transceiver.calls and call.close_reason == "RTCP BYE"
+    assert client.closed_reason is None  # nothing is sent back to a client that left
+
+
+def test_an_alert_after_the_dtls_release_ends_a_silent_call_only(certs):
+    """A released DTLS cannot read a close_notify (Chromium's pc.close() sends one and no BYE): an
+    alert record followed by ``alert_grace`` without an authenticated packet ends the call, while
+    a forged alert amid the client's media changes nothing."""
+    net, transceiver, client, call_id = make_pair(certs)
+    call = transceiver.calls[call_id]
+    net.run_until(lambda: client.srtp is not None and call.session.state is State.CONNECTED, timeout=2)
+    assert call.session.dtls.released and client.remote is not None
+    # An alert record in epoch 1, as anyone who can spoof the client's address could send one.
+    forged = bytes([21, 0xFE, 0xFD, 0, 1]) + bytes(6) + (26).to_bytes(2, "big") + bytes(26)
+    net.link.send(forged, CLIENT, client.remote, net.now)
+    talk(net, client, speech_like(3.0))  # the client keeps talking through the grace period
+    transceiver.collect()
+    assert call_id in transceiver.calls and call.session.alert_deadline is None
+    assert call.session.counters["dtls_alert_after_release"] == 1
+    left = net.now
+    client.close(net.now)  # the client leaves: close_notify, then silence
+    net.run_until(lambda: call.session.is_closed, timeout=5)
+    transceiver.collect()
+    assert call_id not in transceiver.calls
+    assert call.close_reason == "DTLS alert, then no authenticated packet"
+    assert net.now - left == pytest.approx(0.02 + call.session.config.alert_grace, abs=0.01)  # one-way delay + grace
 
 
 def test_garbage_from_anywhere_is_counted_not_raised(certs):

@@ -1,5 +1,6 @@
 """Headless Chromium against `voxwire serve`: the page hears its own speech back through the echo
-agent (decode -> resample -> encode), two calls share the one UDP port, hang-up frees the call."""
+agent (decode -> resample -> encode), two calls share the one UDP port, hang-up frees the call, and
+so does a page that closes its connection without hanging up."""
 
 from __future__ import annotations
 
@@ -55,3 +56,16 @@ def test_two_calls_share_the_udp_port(voxwire_server, new_page, speech):
     for page in pages:
         stop_call(page)
     wait_calls(voxwire_server, pages[0], 0)
+
+
+def test_a_page_that_closes_without_delete_frees_its_call(voxwire_server, new_page):
+    """Without data channels the server frees its DTLS connection once keyed, so it cannot read
+    the close_notify that Chromium's pc.close() sends (and Chromium sends no RTCP BYE): the alert
+    record followed by silence ends the call within alert_grace (2 s), not at consent loss (30 s)."""
+    page = new_page(voxwire_server.url, "?raw=1&dc=0")
+    start_call(page)
+    wait_for(page, "first_audio", timeout=15)
+    assert server_calls(voxwire_server) == 1
+    page.evaluate("window.voxwire.pc.close()")  # no DELETE
+    wait_calls(voxwire_server, page, 0, timeout_ms=4000)
+    assert "closed: DTLS alert, then no authenticated packet" in voxwire_server.log()

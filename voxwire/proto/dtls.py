@@ -61,6 +61,10 @@ retransmission, never force one. So:
   stacks start near 50 ms) and recovers a lost final flight on virtual time. One such resend per
   :data:`_ECHO_INTERVAL` at most, so replayed datagrams are not amplified.
 
+Release. A call without data channels needs DTLS only for its keys. Once connected, a client
+can :meth:`~DtlsTransport.release` its OpenSSL connection: an idle call's resident memory went
+from 59 to 18 KB (bench/capacity.py, pass-through, same run). See the method for what changes.
+
 ``config.handshake_timeout`` after ``start`` an unfinished handshake ends in
 ``DtlsClosed("handshake timeout")``. Remote garbage is counted in :attr:`DtlsTransport.counters`,
 never raised; misuse (``send`` before the handshake) raises :class:`DtlsStateError`; a fatal alert
@@ -81,7 +85,7 @@ from OpenSSL._util import lib as _ossl
 
 from voxwire.proto.certificate import FINGERPRINT_ALGORITHMS, Certificate, fingerprint_of
 from voxwire.proto.srtp import SrtpProfile
-from voxwire.wire.dtls_records import CT_APPDATA, CT_CCS, CT_HANDSHAKE, Record, parse_records
+from voxwire.wire.dtls_records import CT_ALERT, CT_APPDATA, CT_CCS, CT_HANDSHAKE, Record, parse_records
 
 _DTLS1_2_VERSION = 0xFEFD  # RFC 6347 §4.1: {254, 253}
 _READ_SIZE = 65536
@@ -153,7 +157,13 @@ class DtlsClosed:
     reason: str
 
 
-DtlsEvent = HandshakeComplete | ApplicationData | DtlsClosed
+@dataclass(frozen=True, slots=True)
+class AlertAfterRelease:
+    """An alert record arrived after :meth:`DtlsTransport.release`: usually the peer's
+    close_notify, but nothing can read or authenticate it any more, so it is only a hint."""
+
+
+DtlsEvent = HandshakeComplete | ApplicationData | DtlsClosed | AlertAfterRelease
 
 
 class DtlsError(Exception):
@@ -176,6 +186,8 @@ class DtlsCounters:
     undecryptable: int = 0
     #: datagrams that arrived after the transport closed
     after_close: int = 0
+    #: datagrams that arrived after :meth:`DtlsTransport.release` (nothing can read them)
+    after_release: int = 0
     #: flights OpenSSL re-sent with fresh record numbers (its timer, or the peer's repeated Finished)
     retransmits: int = 0
     #: flights re-sent byte for byte from our cache (see the module docstring)
@@ -275,7 +287,7 @@ class DtlsTransport:
             conn.set_connect_state()
         else:
             conn.set_accept_state()
-        self._conn = conn
+        self._conn: SSL.Connection | None = conn
         self._state = _State.NEW
         self._transmits: deque[bytes] = deque()
         self._events: deque[DtlsEvent] = deque()
@@ -311,6 +323,12 @@ class DtlsTransport:
         if self._state is _State.CLOSED:
             counters.after_close += 1
             return
+        if self._conn is None:
+            counters.after_release += 1
+            records = parse_records(data)
+            if records is not None and any(r.content_type == CT_ALERT for r in records):
+                self._events.append(AlertAfterRelease())
+            return
         records = parse_records(data)
         if records is None:
             counters.malformed += 1
@@ -319,7 +337,7 @@ class DtlsTransport:
         retransmit = bool(seqs) and self._answered_seq >= 0 and max(seqs) <= self._answered_seq
         if seqs:
             self._peer_seq_high = max(self._peer_seq_high, max(seqs))
-        self._conn.bio_write(data)
+        self._ssl.bio_write(data)
         if self._state is _State.HANDSHAKING:
             self._advance_handshake()
         if self._state is _State.CONNECTED:
@@ -338,7 +356,7 @@ class DtlsTransport:
         if self._rtx_deadline is None or now < self._rtx_deadline:
             return
         try:
-            fired = self._conn.DTLSv1_handle_timeout()
+            fired = self._ssl.DTLSv1_handle_timeout()
         except SSL.Error as exc:
             self._fail(exc)
             self._flush(now, peer_retransmit=False)
@@ -383,33 +401,60 @@ class DtlsTransport:
 
     def send(self, data: bytes) -> None:
         """Send one application_data record (e.g. one SCTP packet)."""
-        if self._state is not _State.CONNECTED:
-            raise DtlsStateError(f"{self.role.value}: send() in state {self._state.value}")
+        if self._state is not _State.CONNECTED or self._conn is None:
+            state = self._state.value if self._conn is not None else "released"
+            raise DtlsStateError(f"{self.role.value}: send() in state {state}")
         assert self._max_send is not None, "CONNECTED always knows its data MTU"
         if not 0 < len(data) <= self._max_send:
             raise ValueError(
                 f"send() takes 1..{self._max_send} bytes with mtu {self.config.mtu}, got {len(data)}"
             )
         try:
-            self._conn.send(data)
+            self._ssl.send(data)
         except SSL.Error as exc:
             self._fail(exc)
         self._flush(None, peer_retransmit=False)
 
     def close(self, now: float) -> None:
-        """Send close_notify (RFC 5246 §7.2.1) when connected, then report ``DtlsClosed``."""
+        """Send close_notify (RFC 5246 §7.2.1) when connected and not released, then report
+        ``DtlsClosed``."""
         if self._state is _State.CLOSED:
             return
-        if self._state is _State.CONNECTED:
+        if self._state is _State.CONNECTED and self._conn is not None:
             self._shutdown()
             self._flush(now, peer_retransmit=False)
         self._close("closed locally")
 
+    def release(self) -> bool:
+        """Free the OpenSSL connection of a connected client, keeping the keys it already gave out
+        (:class:`HandshakeComplete`); True if it is released. Only for an association that will
+        carry no application data (no data channels): it then holds ~40 KB of OpenSSL state, half
+        a call's memory, for nothing. Nothing is lost to the protocol: as the client we sent the
+        last flight but one and have the server's Finished, so no flight of ours can need resending.
+        What changes: records from the peer are counted (``after_release``) and dropped, an alert
+        record only raises :class:`AlertAfterRelease` (it cannot be authenticated: the session
+        treats it as a hint, see :attr:`~voxwire.proto.session.SessionConfig.alert_grace`), and
+        :meth:`close` sends no close_notify. A server, or a client still handshaking, keeps its connection (False)."""
+        if self._conn is not None and (self.role is not DtlsRole.CLIENT or self._state is not _State.CONNECTED):
+            return False
+        self._conn = None
+        self._last_flight = []
+        return True
+
+    @property
+    def released(self) -> bool:
+        return self._conn is None
+
     # -- internals ---------------------------------------------------------------------------------
+
+    @property
+    def _ssl(self) -> SSL.Connection:
+        assert self._conn is not None, "only a connected client releases its connection"
+        return self._conn
 
     def _advance_handshake(self) -> None:
         try:
-            self._conn.do_handshake()
+            self._ssl.do_handshake()
         except SSL.WantReadError:
             return
         except SSL.Error as exc:
@@ -422,7 +467,7 @@ class DtlsTransport:
             self._shutdown()
             self._close("fingerprint mismatch")
             return
-        name = self._conn.get_selected_srtp_profile().decode("ascii", "replace")
+        name = self._ssl.get_selected_srtp_profile().decode("ascii", "replace")
         try:
             profile = SrtpProfile.from_openssl_name(name)
         except ValueError:
@@ -430,7 +475,7 @@ class DtlsTransport:
             self._close(f"no SRTP profile negotiated (use_srtp, RFC 5764 §4.1.1): {name!r}")
             return
         k, s = profile.key_len, profile.salt_len
-        m = self._conn.export_keying_material(_EXPORTER_LABEL, 2 * (k + s))
+        m = self._ssl.export_keying_material(_EXPORTER_LABEL, 2 * (k + s))
         # RFC 5764 §4.2: client_write_SRTP_master_key | server_write_SRTP_master_key |
         #                client_write_SRTP_master_salt | server_write_SRTP_master_salt
         client = m[:k] + m[2 * k : 2 * k + s]
@@ -438,14 +483,14 @@ class DtlsTransport:
         local, remote = (client, server) if self.role is DtlsRole.CLIENT else (server, client)
         self._state = _State.CONNECTED
         self._rtx_deadline = None
-        self._max_send = self._conn.get_cleartext_mtu()
+        self._max_send = self._ssl.get_cleartext_mtu()
         self._events.append(HandshakeComplete(profile, local, remote))
 
     def _read_application_data(self) -> bool:
         got = False
         while self._state is _State.CONNECTED:
             try:
-                data = self._conn.recv(_READ_SIZE)
+                data = self._ssl.recv(_READ_SIZE)
             except SSL.WantReadError:
                 break
             except SSL.ZeroReturnError:  # close_notify: answer it (RFC 5246 §7.2.1) and finish
@@ -463,7 +508,7 @@ class DtlsTransport:
     def _shutdown(self) -> None:
         """Queue close_notify; a failure means the association is gone anyway, nothing to report."""
         try:
-            self._conn.shutdown()
+            self._ssl.shutdown()
         except SSL.Error:
             pass
 
@@ -488,7 +533,7 @@ class DtlsTransport:
         chunks: list[bytes] = []
         while True:
             try:
-                chunks.append(self._conn.bio_read(_READ_SIZE))
+                chunks.append(self._ssl.bio_read(_READ_SIZE))
             except SSL.WantReadError:
                 return b"".join(chunks)
 
@@ -529,7 +574,7 @@ class DtlsTransport:
 
     def _arm(self, now: float) -> None:
         """Mirror OpenSSL's retransmission timer on the caller's clock."""
-        remaining = self._conn.DTLSv1_get_timeout()
+        remaining = self._ssl.DTLSv1_get_timeout()
         self._rtx_deadline = None if remaining is None else now + max(remaining, _MIN_TIMER)
 
     def _pack(self, out: bytes, records: list[Record]) -> list[bytes]:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from voxwire.proto.certificate import Certificate
 from voxwire.proto.clock import NtpTime
 from voxwire.proto.dtls import (
+    AlertAfterRelease,
     ApplicationData,
     DtlsClosed,
     DtlsConfig,
@@ -67,6 +68,11 @@ class SessionConfig:
     mtu: int = 1200
     #: Mean RTCP report interval in seconds (randomised 0.5..1.5x, RFC 3550 §6.3.1).
     rtcp_interval: float = 1.0
+    #: A call without data channels frees its DTLS connection once keyed, and then cannot read a
+    #: close_notify (Chromium's pc.close() sends one, and no RTCP BYE). An alert record that is
+    #: followed by this many seconds without an authenticated SRTP or SRTCP packet ends the call;
+    #: a forged alert changes nothing while the client's media (50 packets/s) or RTCP flows.
+    alert_grace: float = 2.0
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.connect_timeout <= 300.0:
@@ -77,6 +83,8 @@ class SessionConfig:
             raise ValueError(f"mtu {self.mtu} outside 576..1472")
         if not 0.1 <= self.rtcp_interval <= 10.0:
             raise ValueError(f"rtcp_interval {self.rtcp_interval} outside 0.1..10 s")
+        if not 0.5 <= self.alert_grace <= self.consent_timeout:
+            raise ValueError(f"alert_grace {self.alert_grace} outside 0.5 s..consent_timeout")
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,8 @@ class Session:
         self.srtp: SrtpSession | None = None
         self.remote: Address | None = None
         self.connect_deadline: float | None = self.now + self.config.connect_timeout
+        #: Set by an alert after the DTLS release; cleared by the next authenticated packet.
+        self.alert_deadline: float | None = None
         self.inbound: ReceiverStats | None = None
         self.outbound = _Outbound(
             seq=self.rng.randrange(0, 1 << 15),  # RFC 3550 §5.1: random initial sequence number
@@ -208,6 +218,9 @@ class Session:
         if self.connect_deadline is not None and now >= self.connect_deadline:
             self._close(now, "connect timeout")
             return
+        if self.alert_deadline is not None and now >= self.alert_deadline:
+            self._close(now, "DTLS alert, then no authenticated packet")
+            return
         self.ice.handle_timeout(now)
         self._drain_ice(now)
         if self.is_closed:  # consent expired
@@ -224,6 +237,9 @@ class Session:
             return None
         # Asked after every datagram of every call: compare in place, allocate nothing.
         best = self.connect_deadline
+        d = self.alert_deadline
+        if d is not None and (best is None or d < best):
+            best = d
         d = self.ice.poll_timeout()
         if d is not None and (best is None or d < best):
             best = d
@@ -351,6 +367,9 @@ class Session:
             elif isinstance(event, DtlsClosed):
                 self._close(now, f"DTLS: {event.reason}")
                 return
+            elif isinstance(event, AlertAfterRelease) and self.alert_deadline is None:
+                self._count("dtls_alert_after_release")
+                self.alert_deadline = now + self.config.alert_grace
 
     def _on_handshake(self, event: HandshakeComplete, now: float) -> None:
         self.srtp = SrtpSession(event.srtp_profile, event.local_key, event.remote_key)
@@ -380,6 +399,8 @@ class Session:
             stats = self.inbound = ReceiverStats(Ssrc(packet.ssrc), OPUS_CLOCK_RATE)
         stats.on_rtp(packet.sequence_number, packet.timestamp, now)
         self._events.append(AudioPacket(packet, now))
+        if self.alert_deadline is not None:
+            self.alert_deadline = None  # the client is still here: the alert was not its own
 
     def _handle_srtcp(self, data: bytes, now: float) -> None:
         if self.srtp is None:
@@ -393,6 +414,7 @@ class Session:
         except ParseError:
             self._count("drop_bad_rtcp")
             return
+        self.alert_deadline = None
         ntp = self._ntp(now)
         for packet in packets:
             if isinstance(packet, rtcp_wire.SenderReport):
@@ -401,6 +423,12 @@ class Session:
                 blocks = packet.reports
             elif isinstance(packet, rtcp_wire.ReceiverReport):
                 blocks = packet.reports
+            elif isinstance(packet, rtcp_wire.Bye):
+                # Authenticated (SRTCP) and for the one stream the client sends: it is leaving.
+                if self.inbound is None or self.inbound.ssrc in packet.sources:
+                    self._close(now, "RTCP BYE")
+                    return
+                continue
             else:
                 continue
             for block in blocks:
@@ -410,7 +438,8 @@ class Session:
     def _ntp(self, now: float) -> NtpTime:
         return NtpTime.from_unix(now + self.wallclock_offset)
 
-    def _send_rtcp_report(self, now: float) -> None:
+    def _send_rtcp_report(self, now: float, *, bye: bool = False) -> None:
+        """A compound report (SR or RR, SDES CNAME), ending in a BYE when we are leaving."""
         assert self.srtp is not None and self.remote is not None, "RTCP report before keys"
         blocks = (self.inbound.report_block(now),) if self.inbound is not None else ()
         out = self.outbound
@@ -423,14 +452,24 @@ class Session:
         else:
             report = rtcp_wire.ReceiverReport(ssrc=ssrc, reports=blocks)
         sdes = rtcp_wire.SourceDescription.with_cname(ssrc, self.params.cname)
-        compound = rtcp_wire.serialize_rtcp([report, sdes])
+        packets: list[rtcp_wire.RtcpPacket] = [report, sdes]
+        if bye:
+            packets.append(rtcp_wire.Bye((ssrc,)))
+        compound = rtcp_wire.serialize_rtcp(packets)
         assert self.rtcp is not None
         self.rtcp.on_compound(len(compound) + 28)  # with IPv4 + UDP headers (RFC 3550 §6.2)
         self._transmits.append((self.srtp.protect_rtcp(compound), self.remote))
 
+    def release_dtls(self) -> bool:
+        """Free the DTLS connection once connected, for a call that carries no data channel
+        (:meth:`DtlsTransport.release`: about 40 KB per call); True if released."""
+        return self.state is State.CONNECTED and self.dtls.release()
+
     def _close(self, now: float, reason: str) -> None:
-        if self.state is State.CONNECTED:  # tell the peer (close_notify) instead of waiting for consent loss
-            self.dtls.close(now)
+        if self.state is State.CONNECTED:  # tell the peer instead of letting it wait for consent loss
+            if reason != "RTCP BYE":
+                self._send_rtcp_report(now, bye=True)  # RFC 3550 §6.6 (the only word a released DTLS has)
+            self.dtls.close(now)  # close_notify, unless released
             self._drain_dtls_transmits()
         self.state = State.CLOSED
         self.closed_reason = reason

@@ -24,9 +24,10 @@ from voxwire.wire import stun
 from voxwire.wire.demux import PacketKind, classify
 from voxwire.wire.errors import ParseError
 from voxwire.wire.icechars import ice_string
+from voxwire.wire.rtcp import Bye, ReceiverReport, parse_rtcp, serialize_rtcp
 from voxwire.wire.rtp import RtpPacket, build_rtp, parse_rtp
 from voxwire.wire.sdp import parse_description
-from voxwire.wire.types import Address
+from voxwire.wire.types import Address, Ssrc
 
 #: RFC 8445 §14.3: Ta pacing; we retransmit an unanswered check every 50 ms, then consent every 5 s.
 CHECK_INTERVAL = 0.05
@@ -168,7 +169,14 @@ class TestClient:
                 self.received.append(parse_rtp(self.srtp.unprotect_rtp(data)))
             except (SrtpError, ParseError):
                 pass
-        # RTCP from the server is accepted and ignored (the session tests read the server's stats).
+        elif kind is PacketKind.RTCP and self.srtp is not None:
+            # Only a BYE matters here (the session tests read the server's own stats).
+            try:
+                packets = parse_rtcp(self.srtp.unprotect_rtcp(data))
+            except (SrtpError, ParseError):
+                return
+            if self.closed_reason is None and any(isinstance(p, Bye) for p in packets):
+                self.closed_reason = "RTCP BYE"
 
     def handle_timeout(self, now: float) -> None:
         if self._next_check is not None and now >= self._next_check:
@@ -202,6 +210,20 @@ class TestClient:
         packet = build_rtp(self.opus_pt, self._seq, timestamp, self.ssrc, payload, marker)
         self._seq = (self._seq + 1) & 0xFFFF
         self._transmits.append((self.srtp.protect_rtp(packet), self.remote))
+
+    def close(self, now: float) -> None:
+        """Leave as Chromium's pc.close() does: a DTLS close_notify, no RTCP BYE, then silence."""
+        assert self.dtls is not None, "close before the answer"
+        self.dtls.close(now)
+        self._drain_dtls(now)
+        self._next_check = None
+
+    def send_bye(self, ssrc: int | None = None) -> None:
+        """Leave as a browser does when its sender stops: an SRTCP compound RR + BYE."""
+        assert self.srtp is not None and self.remote is not None, "send_bye before connected"
+        source = Ssrc(self.ssrc if ssrc is None else ssrc)
+        compound = serialize_rtcp([ReceiverReport(ssrc=Ssrc(self.ssrc), reports=()), Bye((source,))])
+        self._transmits.append((self.srtp.protect_rtcp(compound), self.remote))
 
     @property
     def remote_credentials(self) -> tuple[str, str]:

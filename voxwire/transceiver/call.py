@@ -268,7 +268,9 @@ class Call:
                 self.outbound.start(now)
                 log.info("call %s connected (%s)", self.call_id, event.srtp_profile)
                 log.debug("call %s client address %s:%d", self.call_id, *event.remote)
-                if self.channels is not None:
+                if self.channels is None:
+                    self.session.release_dtls()  # DTLS was only for the keys
+                else:
                     if self.channels.association.state is sctp.State.CLOSED:
                         self.channels.association.connect(now)  # no SNAP: the INIT handshake
                     self._drain_channels(now)

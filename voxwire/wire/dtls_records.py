@@ -17,7 +17,7 @@ __all__ = ["CT_APPDATA", "CT_CCS", "CT_HANDSHAKE", "RECORD_HEADER", "Record", "p
 RECORD_HEADER = 13  # type(1) version(2) epoch(2) sequence_number(6) length(2), RFC 6347 §4.1
 _HS_HEADER = 12  # msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3), §4.2.2
 _MAX_RECORD_BODY = 2**14 + 2048  # RFC 6347 §4.1 / RFC 5246 §6.2.3 TLSCiphertext.length
-CT_CCS, CT_HANDSHAKE, CT_APPDATA = 20, 22, 23  # RFC 6347 §4.1 ContentType
+CT_CCS, CT_ALERT, CT_HANDSHAKE, CT_APPDATA = 20, 21, 22, 23  # RFC 6347 §4.1 ContentType
 
 
 class Record(NamedTuple):
