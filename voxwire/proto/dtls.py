@@ -75,7 +75,6 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -289,8 +288,8 @@ class DtlsTransport:
             conn.set_accept_state()
         self._conn: SSL.Connection | None = conn
         self._state = _State.NEW
-        self._transmits: deque[bytes] = deque()
-        self._events: deque[DtlsEvent] = deque()
+        self._transmits: list[bytes] = []
+        self._events: list[DtlsEvent] = []
         self._handshake_deadline: float | None = None
         self._rtx_deadline: float | None = None
         self._last_flight: list[bytes] = []  # datagrams of the last flight we sent, for verbatim resends
@@ -380,11 +379,11 @@ class DtlsTransport:
 
     def poll_transmit(self) -> bytes | None:
         """The next datagram to send (at most ``config.mtu`` bytes), or None."""
-        return self._transmits.popleft() if self._transmits else None
+        return self._transmits.pop(0) if self._transmits else None
 
     def poll_event(self) -> DtlsEvent | None:
         """The next event, or None."""
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
 
     # -- application -------------------------------------------------------------------------------
 

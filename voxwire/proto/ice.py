@@ -38,7 +38,6 @@ check the agent has no deadline: the session layer owns the connect timeout.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
 from voxwire.wire.icechars import is_ice_string
@@ -113,8 +112,8 @@ class IceLiteAgent:
             self.set_remote_ufrag(remote_ufrag)
         #: Dropped or refused datagrams by reason, plus ``valid_check``.
         self.counters: dict[str, int] = {}
-        self._transmits: deque[tuple[bytes, Address]] = deque()
-        self._events: deque[IceEvent] = deque()
+        self._transmits: list[tuple[bytes, Address]] = []
+        self._events: list[IceEvent] = []
         self._last_check: dict[Address, float] = {}
         self._selected: Address | None = None
         self._closed = False
@@ -209,11 +208,11 @@ class IceLiteAgent:
 
     def poll_transmit(self) -> tuple[bytes, Address] | None:
         """The next datagram to send, with its destination."""
-        return self._transmits.popleft() if self._transmits else None
+        return self._transmits.pop(0) if self._transmits else None
 
     def poll_event(self) -> IceEvent | None:
         """The next event for the session layer."""
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
 
     def poll_timeout(self) -> float | None:
         """When consent on the selected pair expires; ``None`` before selection or once closed."""

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import enum
 import random
-from collections import deque
 from dataclasses import dataclass, field, replace
 
 from voxwire.proto.certificate import Certificate
@@ -188,8 +187,8 @@ class Session:
             stats=SenderStats(Ssrc(p.local_ssrc), OPUS_CLOCK_RATE),
         )
         self.rtcp: RtcpScheduler | None = None
-        self._transmits: deque[tuple[bytes, Address]] = deque()
-        self._events: deque[SessionEvent] = deque()
+        self._transmits: list[tuple[bytes, Address]] = []
+        self._events: list[SessionEvent] = []
         self.closed_reason: str | None = None
 
     # -- driver shape ---------------------------------------------------------------------------
@@ -253,10 +252,10 @@ class Session:
         return best
 
     def poll_transmit(self) -> tuple[bytes, Address] | None:
-        return self._transmits.popleft() if self._transmits else None
+        return self._transmits.pop(0) if self._transmits else None
 
     def poll_event(self) -> SessionEvent | None:
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
 
     # -- application API ------------------------------------------------------------------------
 

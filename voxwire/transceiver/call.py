@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,7 +97,7 @@ class Call:
             self.agent_session, "interrupted", None
         )
         self.close_reason: str | None = None
-        self._commands: deque[Command] = deque()
+        self._commands: list[Command] = []
         self._events_channel: int | None = None
         self._work_waiting = False  # on_work was told and work() has not run since
         self.counters: dict[str, int] = {}
@@ -207,7 +206,7 @@ class Call:
 
     def poll_command(self) -> Command | None:
         """Agent work the voice layer asked for (start or cancel a response)."""
-        return self._commands.popleft() if self._commands else None
+        return self._commands.pop(0) if self._commands else None
 
     def pump(self, now: float) -> None:
         """Move the voice layer's output along: commands to the application, server events to the

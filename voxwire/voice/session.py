@@ -167,8 +167,8 @@ class VoiceSession:
         self._append_resampler = Resampler(REALTIME_PCM_RATE, sample_rate)
         self._last_turn: Pcm = np.zeros(0, dtype=np.int16)
         self._responses: dict[str, _Response] = {}
-        self._events: deque[str] = deque()
-        self._commands: deque[Command] = deque()
+        self._events: list[str] = []
+        self._commands: list[Command] = []
         self.counters: dict[str, int] = {}
         self.opened = False
         #: Called when turn events arrived outside :meth:`on_input_audio` (a batched VAD scored
@@ -179,10 +179,10 @@ class VoiceSession:
     # -- outputs --------------------------------------------------------------------------------
 
     def poll_server_event(self) -> str | None:
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
 
     def poll_command(self) -> Command | None:
-        return self._commands.popleft() if self._commands else None
+        return self._commands.pop(0) if self._commands else None
 
     # -- inputs ---------------------------------------------------------------------------------
 
