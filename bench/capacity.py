@@ -122,6 +122,8 @@ class Level:
     setup_keys_p99_ms: float | None
     setup_echo_p99_ms: float | None
     failed: int
+    #: why setups failed (distinct LoadClient errors)
+    errors: list[str] = field(default_factory=list)
     #: ok (a glitch-free window), glitch (two clean windows glitched, or a saturated server),
     #: disturbed (no clean window: other work on the machine stalled the server or the generator)
     verdict: str = ""
@@ -262,6 +264,7 @@ async def measure(gen: LoadGen, pid: int, window: float, added: list[LoadClient]
         setup_keys_p99_ms=_r(keys99),
         setup_echo_p99_ms=_r(echo99),
         failed=sum(1 for c in added if c.error is not None),
+        errors=sorted({c.error for c in added if c.error is not None}),
     )
 
 
@@ -316,7 +319,7 @@ async def ramp(
                 result.levels.append(lv)
                 print(_line(target.name, lv) + f"  -> {verdict}", flush=True)
                 if lv.failed:
-                    result.limit_reason = f"{lv.failed} setups failed at {level}"
+                    result.limit_reason = f"{lv.failed} setups failed at {level}: {'; '.join(lv.errors)}"
                     break
                 if lv.verdict == "glitch":  # the verdict string may add why ("server core saturated")
                     result.limit_reason = f"glitch at {lv.calls} calls ({lv.lost} lost, {lv.late} late"
@@ -392,7 +395,7 @@ async def settle_level(name: str, gen: LoadGen, pid: int, window: float, first: 
         if attempt:
             lv = await measure(gen, pid, window, [])
             lv.setup_keys_p50_ms, lv.setup_keys_p99_ms = first.setup_keys_p50_ms, first.setup_keys_p99_ms
-            lv.setup_echo_p99_ms, lv.failed = first.setup_echo_p99_ms, first.failed
+            lv.setup_echo_p99_ms, lv.failed, lv.errors = first.setup_echo_p99_ms, first.failed, first.errors
         lv.windows = attempt + 1
         glitched = bool(lv.lost or lv.late) or delayed(lv, baseline_delay)
         if lv.failed:
@@ -464,6 +467,7 @@ async def memory(target: Target, frames: list[bytes], calls: int, log_dir: Path)
             await asyncio.sleep(3.0)
             media = rss_kb(pid)
             ok = sum(1 for c in added if c.error is None)
+            errors = sorted({c.error for c in added if c.error is not None})
         finally:
             await gen.stop()
     return {
@@ -473,6 +477,7 @@ async def memory(target: Target, frames: list[bytes], calls: int, log_dir: Path)
         "rss_media_mb": round(media / 1024, 1),
         "idle_kb_per_call": round((idle - before) / max(ok, 1), 1),
         "media_kb_per_call": round((media - before) / max(ok, 1), 1),
+        **({"errors": errors} if errors else {}),
     }
 
 

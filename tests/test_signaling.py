@@ -229,6 +229,31 @@ def test_multipart_bodies_as_browsers_and_curl_send_them():
     run(body, auth=Authenticator((API_KEY,)))
 
 
+def test_a_body_that_arrives_in_pieces_is_read_whole():
+    """A loaded server or a slow client sees an offer arrive in several TCP segments; reading
+    stops at the end of the body, not at the end of the first segment (a 400 before)."""
+
+    async def trickle(data: bytes):
+        for i in range(0, len(data), 500):
+            yield data[i : i + 500]
+            await asyncio.sleep(0.01)
+
+    async def body(http: HttpClient, transceiver: Transceiver) -> None:
+        resp = await http.post("/v1/realtime/calls", data=trickle(offer().encode()),
+                               headers={**bearer(API_KEY), "Content-Type": "application/sdp"})
+        assert resp.status == 201, await resp.text()
+        form = (
+            f'--b\r\nContent-Disposition: form-data; name="sdp"\r\n\r\n{offer()}\r\n'
+            f'--b\r\nContent-Disposition: form-data; name="session"\r\n\r\n{{}}\r\n--b--\r\n'
+        ).encode()
+        resp = await http.post("/v1/realtime/calls", data=trickle(form),
+                               headers={**bearer(API_KEY), "Content-Type": "multipart/form-data; boundary=b"})
+        assert resp.status == 201, await resp.text()
+        assert len(transceiver.calls) == 2
+
+    run(body, auth=Authenticator((API_KEY,)))
+
+
 def test_multipart_offer_with_session_and_hangup():
     async def body(http: HttpClient, transceiver: Transceiver) -> None:
         import aiohttp

@@ -65,6 +65,21 @@ def unauthorized(message: str) -> web.HTTPUnauthorized:
     return web.HTTPUnauthorized(text=json.dumps(body), content_type="application/json")
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body up to ``limit + 1`` bytes (one more than allowed: the caller can tell a
+    body that is too large). ``StreamReader.read(n)`` returns what has arrived so far, which is
+    less than the body when it comes in several TCP segments (a loaded server, a slow client)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def media_type(request: web.Request) -> tuple[str, dict[str, str]]:
     """The request's Content-Type, lowercased, and its parameters ("" when there is none); raises
     :class:`FormError` when the header is malformed. (aiohttp's ``request.content_type`` parses
@@ -86,9 +101,9 @@ async def read_offer(request: web.Request) -> tuple[str, dict[str, Any] | None] 
         return too_large
     session: dict[str, Any] | None = None
     if ctype == "application/sdp":
-        raw = await request.content.read(MAX_OFFER_BYTES + 1)
+        raw = await read_body(request, MAX_OFFER_BYTES)
     elif ctype == "multipart/form-data":
-        body = await request.content.read(MAX_FORM_BYTES + 1)
+        body = await read_body(request, MAX_FORM_BYTES)
         if len(body) > MAX_FORM_BYTES:
             return too_large
         try:
@@ -163,7 +178,7 @@ async def create_client_secret(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_SESSION_BYTES:
         return error_response(413, "invalid_request_error", "request_too_large", "the request body is too large")
     try:
-        body = json.loads(await request.content.read(MAX_SESSION_BYTES + 1) or b"{}")
+        body = json.loads(await read_body(request, MAX_SESSION_BYTES) or b"{}")
     except ValueError as exc:
         return error_response(400, "invalid_request_error", "invalid_json", f"the body is not JSON: {exc}")
     if not isinstance(body, dict):

@@ -25,6 +25,7 @@ from voxwire.signaling.http import (
     end_call,
     error_response,
     media_type,
+    read_body,
 )
 from voxwire.wire.form import FormError
 from voxwire.wire.sdp import SdpError
@@ -83,7 +84,7 @@ async def patch(request: web.Request) -> web.Response:
     match = request.headers.get("If-Match")
     if match is not None and match.strip() not in ("*", current):
         return error_response(412, "invalid_request_error", "etag_mismatch", "If-Match does not name this ICE session")
-    raw = await request.content.read(MAX_SDPFRAG_SIZE + 1)
+    raw = await read_body(request, MAX_SDPFRAG_SIZE)
     try:
         frag = parse_sdpfrag(raw.decode("utf-8"))
     except (SdpError, UnicodeDecodeError) as exc:
