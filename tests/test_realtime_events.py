@@ -711,6 +711,17 @@ def test_documented_defaults() -> None:
     assert vad.create_response and vad.interrupt_response and vad.idle_timeout_ms is None
 
 
+def test_sessions_share_the_default_template_and_updates_copy() -> None:
+    a, b = default_session("sess_a", model="m", expires_at=5), default_session("sess_b", model="m")
+    assert (a.id, a.expires_at, b.id, b.expires_at) == ("sess_a", 5, "sess_b", None)
+    assert a.audio is b.audio  # one template's nested models, not ~4.5 KB per call
+    json_b = b.model_dump_json()
+    a2 = apply_update(a, update({"audio": {"input": {"turn_detection": None}, "output": {"voice": "cedar"}}}).session)
+    assert vad_params(a2) is None and a2.voice == "cedar"
+    assert b.model_dump_json() == json_b and default_session("sess_c", model="m").voice == "alloy"
+    assert default_session("sess_d", model="m", voice="marin").voice == "marin"
+
+
 def update(session: dict[str, Any]) -> SessionUpdateEvent:
     event = parse_client_event(
         json.dumps({"type": "session.update", "session": {"type": "realtime", **session}})

@@ -34,6 +34,7 @@ Not supported, and rejected with an error naming the value rather than silently 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -389,9 +390,18 @@ def default_session(
     """The configuration a new session starts with, following OpenAI's documented defaults:
     audio output, 24 kHz PCM both ways, server VAD 0.5 / 300 ms / 500 ms that creates and interrupts
     responses, no transcription, no noise reduction, no tools, ``tool_choice`` auto, unlimited
-    output tokens, speed 1.0."""
+    output tokens, speed 1.0.
+
+    Sessions are never changed in place (:func:`apply_update` makes copies), so every call starts
+    from one shared template per (model, voice, instructions) and owns only its id and expiry:
+    the nested models cost ~4.5 KB per call otherwise."""
+    return _template(model, voice, instructions).model_copy(update={"id": session_id, "expires_at": expires_at})
+
+
+@functools.lru_cache(maxsize=32)
+def _template(model: str, voice: str, instructions: str) -> Session:
     return Session(
-        id=session_id,
+        id="sess_template",
         model=model,
         instructions=instructions,
         output_modalities=["audio"],
@@ -411,7 +421,7 @@ def default_session(
         tracing=None,
         truncation="auto",
         prompt=None,
-        expires_at=expires_at,
+        expires_at=None,
     )
 
 
