@@ -24,7 +24,6 @@ Nothing here reads a clock; the wallclock arrives as `NtpTime` (see `voxwire.pro
 from __future__ import annotations
 
 import random
-from collections import deque
 from dataclasses import dataclass
 
 from voxwire.proto.clock import MediaClock, NtpTime, compact_to_seconds, seconds_to_compact
@@ -213,7 +212,8 @@ class SenderStats:
         self._clock = MediaClock(clock_rate)
         self.packets_sent = 0
         self.octets_sent = 0
-        self._sent_lsr: deque[int] = deque(maxlen=history)
+        self._sent_lsr: list[int] = []  # the last `history` (a list: smaller than a deque per call)
+        self._history = history
         #: Latest round trip in seconds, None until a report block echoes one of our SRs.
         self.rtt: float | None = None
         #: The peer's latest report block about this SSRC.
@@ -233,6 +233,8 @@ class SenderStats:
     ) -> SenderReport:
         """An SR stamped `wallclock_ntp`; `rtp_ts_now` is the RTP timestamp of that same instant."""
         self._sent_lsr.append(wallclock_ntp.compact)
+        if len(self._sent_lsr) > self._history:
+            del self._sent_lsr[0]
         return SenderReport(
             ssrc=self.ssrc,
             ntp_timestamp=wallclock_ntp.value,

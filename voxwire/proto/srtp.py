@@ -26,11 +26,14 @@ Every failure -- authentication, replay, malformed packet, packet too long for l
 raises :class:`SrtpError`; the session turns it into a drop counter. Protect/unprotect are ~1-2 µs
 (``bench/dtls_setup.py`` measures them).
 
-RTP, the per-packet path, calls libsrtp through pylibsrtp's own cffi binding with one length cell
-per session, skipping ``pylibsrtp.Session``'s per-call checks and ``int *`` allocation: ~2 us less
-per packet each way, a tenth of what a pass-through call costs per packet pair. The packet still
-goes through the session's own 1500-byte buffer, and the same libsrtp status names become
-:class:`SrtpError`. RTCP (a few packets a second) keeps the public API.
+libsrtp is called through pylibsrtp's own cffi binding (pylibsrtp builds the policies and owns the
+library's initialisation), not through ``pylibsrtp.Session``: its per-call checks and ``int *``
+allocation cost ~2 us per packet each way, a tenth of what a pass-through call costs per packet
+pair, and each of its sessions carries a 1500-byte buffer. Every :class:`SrtpSession` of the
+process shares one packet buffer and one length cell instead (3 KB less per call): a packet is
+copied in, processed in place and copied out as ``bytes`` within one call, and all SRTP work of a
+process runs on its event loop thread -- two threads must not protect or unprotect at once (cffi
+releases the GIL around the C call). libsrtp status names become :class:`SrtpError`.
 
 This module is sans-IO: no sockets, no clocks.
 """
@@ -48,10 +51,35 @@ __all__ = ["REPLAY_WINDOW", "SrtpError", "SrtpProfile", "SrtpSession"]
 
 #: Inbound SRTP replay window, in packets (RFC 3711 §3.3.2 asks for at least 64).
 REPLAY_WINDOW = 1024
-#: libsrtp's per-session buffer (pylibsrtp allocates 1500 bytes): the largest SRTP packet taken,
-#: and, less the largest SRTP trailer, the largest RTP packet protected.
+#: The shared packet buffer: the largest SRTP/SRTCP packet taken, and, less the largest trailer,
+#: the largest RTP or RTCP packet protected.
 _BUFFER = 1500
 _MAX_RTP = _BUFFER - pylibsrtp.SRTP_MAX_TRAILER_LEN
+_MAX_RTCP = _BUFFER - pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN
+_CDATA = _ffi.new("char[]", _BUFFER)
+_BUF = _ffi.buffer(_CDATA)
+_LEN = _ffi.new("int *")
+
+
+def _session(policy: pylibsrtp.Policy) -> object:
+    """A libsrtp session (``srtp_t *``) for one policy, freed with its last reference."""
+    srtp = _ffi.new("srtp_t *")
+    rc = _lib.srtp_create(srtp, policy._policy)
+    if rc:
+        raise SrtpError(f"srtp_create: {_SRTP_ERRORS[rc]}")
+    return _ffi.gc(srtp, lambda p: _lib.srtp_dealloc(p[0]))
+
+
+def _process(ctx: object, func: object, packet: bytes, limit: int, what: str) -> bytes:
+    n = len(packet)
+    if n > limit:
+        raise SrtpError(f"{what}: packet is too long")
+    _BUF[0:n] = packet
+    _LEN[0] = n
+    rc = func(ctx, _CDATA, _LEN)  # type: ignore[operator]
+    if rc:
+        raise SrtpError(f"{what}: {_SRTP_ERRORS[rc]}")
+    return _BUF[0 : _LEN[0]]  # type: ignore[no-any-return]
 
 
 class SrtpError(Exception):
@@ -104,7 +132,7 @@ class SrtpProfile(Enum):
 class SrtpSession:
     """Both directions of one SRTP association (RTP and RTCP share the keys, RFC 3711 §4.3.2)."""
 
-    __slots__ = ("profile", "_tx", "_rx", "_tx_ctx", "_tx_cdata", "_tx_buf", "_rx_ctx", "_rx_cdata", "_rx_buf", "_len")
+    __slots__ = ("profile", "_tx", "_rx", "_tx_ctx", "_rx_ctx")
 
     def __init__(self, profile: SrtpProfile, local_key: bytes, remote_key: bytes) -> None:
         for which, key in (("local_key", local_key), ("remote_key", remote_key)):
@@ -125,52 +153,40 @@ class SrtpSession:
             srtp_profile=profile.libsrtp_profile,
         )
         rx_policy.window_size = REPLAY_WINDOW
-        self._tx = pylibsrtp.Session(tx_policy)
-        self._rx = pylibsrtp.Session(rx_policy)
-        # The per-packet path (see the module docstring): each session's srtp_t and buffer.
-        self._tx_ctx, self._tx_cdata, self._tx_buf = self._tx._srtp[0], self._tx._cdata, self._tx._buffer
-        self._rx_ctx, self._rx_cdata, self._rx_buf = self._rx._srtp[0], self._rx._cdata, self._rx._buffer
-        self._len = _ffi.new("int *")
+        self._tx, self._rx = _session(tx_policy), _session(rx_policy)  # keep the srtp_t alive
+        self._tx_ctx, self._rx_ctx = self._tx[0], self._rx[0]  # type: ignore[index]
 
     def protect_rtp(self, packet: bytes) -> bytes:
         """RTP -> SRTP (RFC 3711 §3.3; RFC 7714 §8 for GCM)."""
         n = len(packet)
         if n > _MAX_RTP:
             raise SrtpError("protect RTP: packet is too long")
-        buf, length = self._tx_buf, self._len
-        buf[0:n] = packet
-        length[0] = n
-        rc = _lib.srtp_protect(self._tx_ctx, self._tx_cdata, length)
+        _BUF[0:n] = packet
+        _LEN[0] = n
+        rc = _lib.srtp_protect(self._tx_ctx, _CDATA, _LEN)
         if rc:
             raise SrtpError(f"protect RTP: {_SRTP_ERRORS[rc]}")
-        return buf[0 : length[0]]  # type: ignore[no-any-return]
+        return _BUF[0 : _LEN[0]]  # type: ignore[no-any-return]
 
     def unprotect_rtp(self, packet: bytes) -> bytes:
         """SRTP -> RTP, with authentication and the replay check (RFC 3711 §3.3.2)."""
         n = len(packet)
         if n > _BUFFER:
             raise SrtpError("unprotect RTP: packet is too long")
-        buf, length = self._rx_buf, self._len
-        buf[0:n] = packet
-        length[0] = n
-        rc = _lib.srtp_unprotect(self._rx_ctx, self._rx_cdata, length)
+        _BUF[0:n] = packet
+        _LEN[0] = n
+        rc = _lib.srtp_unprotect(self._rx_ctx, _CDATA, _LEN)
         if rc:
             raise SrtpError(f"unprotect RTP: {_SRTP_ERRORS[rc]}")
-        return buf[0 : length[0]]  # type: ignore[no-any-return]
+        return _BUF[0 : _LEN[0]]  # type: ignore[no-any-return]
 
     def protect_rtcp(self, packet: bytes) -> bytes:
         """RTCP -> SRTCP (RFC 3711 §3.4; RFC 7714 §9 for GCM)."""
-        try:
-            return self._tx.protect_rtcp(packet)
-        except (pylibsrtp.Error, ValueError, TypeError) as exc:
-            raise SrtpError(f"protect RTCP: {exc}") from None
+        return _process(self._tx_ctx, _lib.srtp_protect_rtcp, packet, _MAX_RTCP, "protect RTCP")
 
     def unprotect_rtcp(self, packet: bytes) -> bytes:
         """SRTCP -> RTCP, with authentication and the SRTCP index replay check."""
-        try:
-            return self._rx.unprotect_rtcp(packet)
-        except (pylibsrtp.Error, ValueError, TypeError) as exc:
-            raise SrtpError(f"unprotect RTCP: {exc}") from None
+        return _process(self._rx_ctx, _lib.srtp_unprotect_rtcp, packet, _BUFFER, "unprotect RTCP")
 
     def __repr__(self) -> str:
         return f"SrtpSession({self.profile.name})"

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -161,7 +160,7 @@ class VoiceSession:
         self._make_detector = turn_detector
         self._detector: TurnDetector | None = None
         self._vad: VadParams | None = None
-        self._input: deque[Pcm] = deque()
+        self._input: list[Pcm] = []  # 20 ms chunks; a list: an empty deque costs 760 bytes a call
         self._input_samples = 0
         self._max_input = int(max_input_seconds * sample_rate)
         self._append_resampler = Resampler(REALTIME_PCM_RATE, sample_rate)
@@ -317,7 +316,7 @@ class VoiceSession:
             self._input.append(pcm)
             self._input_samples += len(pcm)
             while self._input_samples > self._max_input and self._input:
-                dropped = self._input.popleft()
+                dropped = self._input.pop(0)  # only past max_input_seconds
                 self._input_samples -= len(dropped)
                 self._count("input_dropped_frames")
             return
