@@ -401,7 +401,7 @@ class DtlsTransport:
     def send(self, data: bytes) -> None:
         """Send one application_data record (e.g. one SCTP packet)."""
         if self._state is not _State.CONNECTED or self._conn is None:
-            state = self._state.value if self._conn is not None else "released"
+            state = "released" if self._state is _State.CONNECTED else self._state.value
             raise DtlsStateError(f"{self.role.value}: send() in state {state}")
         assert self._max_send is not None, "CONNECTED always knows its data MTU"
         if not 0 < len(data) <= self._max_send:

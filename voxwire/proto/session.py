@@ -425,7 +425,7 @@ class Session:
             elif isinstance(packet, rtcp_wire.Bye):
                 # Authenticated (SRTCP) and for the one stream the client sends: it is leaving.
                 if self.inbound is None or self.inbound.ssrc in packet.sources:
-                    self._close(now, "RTCP BYE")
+                    self._close(now, "RTCP BYE", peer_left=True)
                     return
                 continue
             else:
@@ -464,10 +464,9 @@ class Session:
         (:meth:`DtlsTransport.release`: about 40 KB per call); True if released."""
         return self.state is State.CONNECTED and self.dtls.release()
 
-    def _close(self, now: float, reason: str) -> None:
-        if self.state is State.CONNECTED:  # tell the peer instead of letting it wait for consent loss
-            if reason != "RTCP BYE":
-                self._send_rtcp_report(now, bye=True)  # RFC 3550 §6.6 (the only word a released DTLS has)
+    def _close(self, now: float, reason: str, *, peer_left: bool = False) -> None:
+        if self.state is State.CONNECTED and not peer_left:  # tell the peer rather than let it wait for consent loss
+            self._send_rtcp_report(now, bye=True)  # RFC 3550 §6.6 (the only word a released DTLS has)
             self.dtls.close(now)  # close_notify, unless released
             self._drain_dtls_transmits()
         self.state = State.CLOSED
