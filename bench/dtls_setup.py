@@ -27,7 +27,7 @@ import pylibsrtp
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
-from voxwire.proto import dtls as dtls_module
+from voxwire.proto import dtls_context
 from voxwire.proto.certificate import Certificate
 from voxwire.proto.dtls import DtlsRole, DtlsTransport
 from voxwire.proto.srtp import SrtpProfile, SrtpSession
@@ -39,7 +39,7 @@ def server_handshake_cpu(ccert: Certificate, scert: Certificate, *, fresh_contex
     cpu = 0.0
     t = time.process_time()
     if fresh_context:
-        dtls_module._contexts.clear()
+        dtls_context._contexts.clear()
     server = DtlsTransport(scert, DtlsRole.SERVER, [ccert.fingerprint])
     server.start(0.0)
     cpu += time.process_time() - t
