@@ -71,6 +71,8 @@ def _session(policy: pylibsrtp.Policy) -> object:
 
 
 def _process(ctx: object, func: object, packet: bytes, limit: int, what: str) -> bytes:
+    """Run one libsrtp (un)protect function on ``packet`` in the shared buffer. Written out in each
+    method it measured no faster (1.55-1.73 against 1.59-1.66 us per RTP protect, same run)."""
     n = len(packet)
     if n > limit:
         raise SrtpError(f"{what}: packet is too long")
@@ -158,27 +160,11 @@ class SrtpSession:
 
     def protect_rtp(self, packet: bytes) -> bytes:
         """RTP -> SRTP (RFC 3711 §3.3; RFC 7714 §8 for GCM)."""
-        n = len(packet)
-        if n > _MAX_RTP:
-            raise SrtpError("protect RTP: packet is too long")
-        _BUF[0:n] = packet
-        _LEN[0] = n
-        rc = _lib.srtp_protect(self._tx_ctx, _CDATA, _LEN)
-        if rc:
-            raise SrtpError(f"protect RTP: {_SRTP_ERRORS[rc]}")
-        return _BUF[0 : _LEN[0]]  # type: ignore[no-any-return]
+        return _process(self._tx_ctx, _lib.srtp_protect, packet, _MAX_RTP, "protect RTP")
 
     def unprotect_rtp(self, packet: bytes) -> bytes:
         """SRTP -> RTP, with authentication and the replay check (RFC 3711 §3.3.2)."""
-        n = len(packet)
-        if n > _BUFFER:
-            raise SrtpError("unprotect RTP: packet is too long")
-        _BUF[0:n] = packet
-        _LEN[0] = n
-        rc = _lib.srtp_unprotect(self._rx_ctx, _CDATA, _LEN)
-        if rc:
-            raise SrtpError(f"unprotect RTP: {_SRTP_ERRORS[rc]}")
-        return _BUF[0 : _LEN[0]]  # type: ignore[no-any-return]
+        return _process(self._rx_ctx, _lib.srtp_unprotect, packet, _BUFFER, "unprotect RTP")
 
     def protect_rtcp(self, packet: bytes) -> bytes:
         """RTCP -> SRTCP (RFC 3711 §3.4; RFC 7714 §9 for GCM)."""

@@ -192,15 +192,13 @@ class Call:
         agent and the voice layer, send what a streaming agent queued for now, and encode the
         next outbound frame so that its tick only has to encrypt and send it. A frame it sends
         does not queue the call again: the ``prepare`` at the end encodes the next one."""
-        if self.is_closed:
-            self._work_waiting = False
-            return
         self._work_waiting = True  # what this visit announces, this visit does
         try:
-            self._feed_agent(now)
-            if self._send_due_audio(now):
-                self.pump(now)
-            self.outbound.prepare()
+            if not self.is_closed:
+                self._feed_agent(now)
+                if self._send_due_audio(now):
+                    self.pump(now)
+                self.outbound.prepare()
         finally:
             self._work_waiting = False
 
