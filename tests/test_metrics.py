@@ -169,12 +169,30 @@ def test_traffic_counter_classifies_by_first_byte():
 
 
 def test_series_keeps_the_whole_call_at_a_coarser_step():
-    series = Series(capacity=8)
+    series = Series(("t",), capacity=8)
     for t in range(100):
         series.add({"t": t})
     times = [p["t"] for p in series.points]
     assert len(times) < 8 and times[0] == 0 and times[-1] >= 80
     assert series.step == 16
+
+
+def test_series_rows_leave_out_missing_fields_and_keep_four_decimals():
+    series = Series(("t", "loss_in", "rtt_ms"), capacity=4)
+    series.add({"t": 0.0, "rtt_ms": None})
+    series.add({"t": 1.0, "loss_in": 0.0123, "rtt_ms": 41.7, "unknown": 5.0})
+    assert series.points == [{"t": 0.0}, {"t": 1.0, "loss_in": 0.0123, "rtt_ms": 41.7}]
+    assert len(series) == 2
+
+
+def test_series_halving_keeps_whole_rows():
+    series = Series(("t", "pps_in"), capacity=4)
+    for t in range(4):
+        series.add({"t": t, "pps_in": 50 + t})
+    assert series.points == [{"t": 0, "pps_in": 50}, {"t": 2, "pps_in": 52}]
+    assert series.step == 2
+    with pytest.raises(ValueError, match="at least one field"):
+        Series(())
 
 
 def test_close_reasons_are_a_bounded_set():

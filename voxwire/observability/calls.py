@@ -23,8 +23,8 @@ The monitor reads what the call objects already keep and never changes them:
   the call has an event channel (``oai-events``) or a sideband connection.
 
 Time is the clock the monitor is given (the UDP shell's loop clock, the same as the calls' own).
-Memory per call is bounded: the history keeps at most ``history`` points and halves its resolution
-when full, so a long call is still covered from start to end.
+Memory per call is bounded: the history keeps at most ``history`` points (float32 rows, 32 bytes
+each) and halves its resolution when full, so a long call is still covered from start to end.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ import json
 import os
 import resource
 import time
+from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from voxwire.observability.metrics import Metrics, TrafficCounter, close_reason_label, is_drop
@@ -43,29 +44,64 @@ from voxwire.realtime.session import vad_params
 from voxwire.transceiver.call import Call
 from voxwire.transceiver.service import Transceiver
 
-__all__ = ["CallMonitor", "CallRecord", "Series"]
+__all__ = ["HISTORY_FIELDS", "CallMonitor", "CallRecord", "Series"]
+
+#: How many of a call's latest turn and barge-in latencies its detail view keeps.
+RECENT_LATENCIES = 20
+#: What a call's history samples each tick (:meth:`CallRecord.sample`).
+HISTORY_FIELDS = ("t", "pps_in", "pps_out", "loss_in", "jitter_in_ms", "rtt_ms", "loss_out", "jitter_out_ms")
 
 
 class Series:
-    """At most ``capacity`` points; when full, every other point goes and the step doubles."""
+    """Rows of numbers named by ``fields``, at most ``capacity`` of them; when full, every other row
+    goes and the step doubles, so the rows always span the whole call.
 
-    def __init__(self, capacity: int = 600) -> None:
+    Rows are float32 values interleaved in one ``array`` (4 bytes a field, a missing value is NaN):
+    a call's full history of 300 rows of eight fields costs 9.6 KB, where a list of dicts cost
+    ~500 bytes a row. :attr:`points` rebuilds the dicts, missing fields left out, values rounded to
+    four decimals (float32 holds about seven significant digits).
+    """
+
+    def __init__(self, fields: tuple[str, ...], capacity: int = 300) -> None:
         if capacity < 2:
             raise ValueError("capacity must be at least 2")
+        if not fields:
+            raise ValueError("a series needs at least one field")
+        self.fields = fields
         self.capacity = capacity
-        self.points: list[dict[str, Any]] = []
         self.step = 1
+        self._width = len(fields)
+        self._rows = array("f")
         self._skipped = 0
 
-    def add(self, point: dict[str, Any]) -> None:
+    def __len__(self) -> int:
+        return len(self._rows) // self._width
+
+    def add(self, point: Mapping[str, float | None]) -> None:
+        """Add one row; None is a missing value, fields not in :attr:`fields` are ignored."""
         self._skipped += 1
         if self._skipped < self.step:
             return
         self._skipped = 0
-        self.points.append(point)
-        if len(self.points) >= self.capacity:
-            self.points = self.points[::2]
+        self._rows.extend([_NAN if (value := point.get(name)) is None else value for name in self.fields])
+        if len(self) >= self.capacity:
+            width = self._width
+            kept = array("f")
+            for start in range(0, len(self._rows), 2 * width):
+                kept.extend(self._rows[start : start + width])
+            self._rows = kept
             self.step *= 2
+
+    @property
+    def points(self) -> list[dict[str, float]]:
+        fields, rows, width = self.fields, self._rows, self._width
+        return [
+            {name: round(value, 4) for name, value in zip(fields, rows[start : start + width], strict=True) if value == value}
+            for start in range(0, len(rows), width)
+        ]
+
+
+_NAN = float("nan")
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -92,8 +128,8 @@ class CallRecord:
         self.last_turn: float | None = None
         self.last_response: float | None = None
         self.last_barge_in: float | None = None
-        self.latencies: deque[dict[str, Any]] = deque(maxlen=20)
-        self.history = Series(monitor.history)
+        self.latencies: list[dict[str, Any]] = []  # the last RECENT_LATENCIES (a list: a deque is 760 bytes empty)
+        self.history = Series(HISTORY_FIELDS, monitor.history)
         self._pending_turn: tuple[float, float] | None = None  # (VAD decision time, end of speech)
         self._onset: float | None = None  # speech onset while the assistant was playing
         self._observed: set[str] = set()  # setup phases already observed
@@ -144,7 +180,7 @@ class CallRecord:
         base = self.call.timeline.first_audio_in
         if base is None or not isinstance(audio_ms, int):
             return None
-        vad = vad_params(self.call.voice.conversation.session)
+        vad = vad_params(self.call.voice.conversation.settings)
         knob = getattr(vad, vad_knob) if vad is not None else 0
         return base + (audio_ms + sign * knob) / 1000
 
@@ -160,11 +196,15 @@ class CallRecord:
         metrics.turns.inc()
         metrics.turn_latency.observe(self.last_turn)
         metrics.response_latency.observe(self.last_response)
-        self.latencies.append({"kind": "turn", "at_s": round(now - self.call.timeline.created, 1),
-                               "turn_ms": _ms(self.last_turn), "response_ms": _ms(self.last_response)})
+        self._latency({"kind": "turn", "at_s": round(now - self.call.timeline.created, 1),
+                       "turn_ms": _ms(self.last_turn), "response_ms": _ms(self.last_response)})
         if self.trace is not None:
             self.trace.span("turn", end_of_speech, now, {
                 "voxwire.turn": self.replies, "voxwire.response_latency_ms": _ms(self.last_response) or 0.0})
+
+    def _latency(self, entry: dict[str, Any]) -> None:
+        self.latencies.append(entry)
+        del self.latencies[:-RECENT_LATENCIES]
 
     def _cleared(self, now: float) -> None:
         onset, self._onset = self._onset, None
@@ -174,8 +214,8 @@ class CallRecord:
         self.last_barge_in = max(0.0, now - onset)
         self.monitor.metrics.barge_ins.inc()
         self.monitor.metrics.barge_in_latency.observe(self.last_barge_in)
-        self.latencies.append({"kind": "barge_in", "at_s": round(now - self.call.timeline.created, 1),
-                               "barge_in_ms": _ms(self.last_barge_in)})
+        self._latency({"kind": "barge_in", "at_s": round(now - self.call.timeline.created, 1),
+                       "barge_in_ms": _ms(self.last_barge_in)})
         if self.trace is not None:
             self.trace.span("barge_in", onset, now)
 
@@ -274,7 +314,7 @@ class CallRecord:
         session = call.session
         inbound, sent = session.inbound, session.outbound.stats
         block = sent.last_report
-        vad = vad_params(call.voice.conversation.session)
+        vad = vad_params(call.voice.conversation.settings)
         remote = session.remote
         loss_in = None
         if inbound is not None and inbound.expected > 0:
@@ -349,7 +389,7 @@ class CallMonitor:
         *,
         traffic: TrafficCounter | None = None,
         interval: float = 1.0,
-        history: int = 600,
+        history: int = 300,
         recent: int = 20,
         transceiver_name: str = "local",
     ) -> None:
