@@ -397,3 +397,21 @@ def test_random_ids_are_injected() -> None:
     assert len(a) == len("event_") + 21 and a[6:].isalnum()
     again = random_ids(lambda n: bytes(range(n)))
     assert again("x") == random_ids(lambda n: bytes(range(n)))("x")
+
+
+def test_conversations_configured_alike_share_their_starting_session_until_it_is_read():
+    no_vad = json.dumps({"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+    brief = json.dumps({"type": "realtime", "instructions": "be brief"})
+    a, b = (Conversation(counter_ids(), model="m", defaults=(no_vad, brief)) for _ in range(2))
+    assert a.settings is b.settings  # one shared template, no copy per call
+    assert vad_params(a.settings) is None and a.settings.instructions == "be brief"  # applied in order
+    own = a.session  # session.created needs the whole session: now a copy with a's own id
+    assert own is a.session is a.settings and own.id.startswith("sess_") and own.id != b.settings.id  # placeholder
+    assert own.audio == b.settings.audio and b.settings is not own
+
+
+def test_an_update_to_a_shared_starting_session_changes_only_that_conversation():
+    a, b = (Conversation(counter_ids(), model="m") for _ in range(2))
+    [updated] = a.handle(ev(type="session.update", session={"type": "realtime", "instructions": "hi"}))
+    assert updated.type == "session.updated" and a.session.instructions == "hi"
+    assert b.settings.instructions == "" and b.session is not a.session

@@ -42,6 +42,9 @@ class PassthroughSession:
 
 class PassthroughAgent:
     name = "passthrough"
+    #: No PCM ever reaches a turn detector (the call does not decode), so its sessions start with
+    #: turn detection off, as echo's do: no detector state per call (a client may turn it on).
+    session_defaults = {"audio": {"input": {"turn_detection": None}}}
 
     def __init__(self, sample_rate: int = DEFAULT_SAMPLE_RATE) -> None:
         self.sample_rate = sample_rate

@@ -112,7 +112,9 @@ class Pacer(Generic[T]):
         self.max_burst = max_burst
         self.initial_timestamp = initial_timestamp
         self.counters = PacerCounters()
-        self._queue: deque[T] = deque()
+        # A deque costs 760 bytes empty, so a pacer that never had a frame (an idle call) shares
+        # this empty tuple; the first push() gives it a deque of its own, kept from then on.
+        self._queue: deque[T] | tuple[()] = ()
         self._t0: float | None = None
         self._tick = 0  # index of the next tick to handle
         self._idle = True  # queue ran dry: not waking for ticks until push()
@@ -133,6 +135,8 @@ class Pacer(Generic[T]):
         """Queue one frame for the next free tick. Raises :class:`PacerFull` beyond ``capacity``."""
         if len(self._queue) >= self.capacity:
             raise PacerFull(f"pacer holds {self.capacity} frames already")
+        if not isinstance(self._queue, deque):
+            self._queue = deque()
         self._queue.append(frame)
 
     def peek(self) -> T | None:
@@ -141,19 +145,22 @@ class Pacer(Generic[T]):
 
     def replace_head(self, frame: T) -> None:
         """Put ``frame`` in the place of the frame the next tick would send (encoded ahead)."""
-        if not self._queue:
+        if not isinstance(self._queue, deque) or not self._queue:
             raise IndexError("replace_head() on an empty pacer")
         self._queue[0] = frame
 
     def drop_oldest(self) -> T:
         """Drop the frame the next tick would send (a live stream that fell behind skips ahead)."""
+        if not isinstance(self._queue, deque) or not self._queue:
+            raise IndexError("drop_oldest() on an empty pacer")
         self.counters.trimmed += 1
         return self._queue.popleft()
 
     def clear(self) -> int:
         """Drop every queued frame (barge-in); returns how many. The next frame gets the marker."""
         dropped = len(self._queue)
-        self._queue.clear()
+        if isinstance(self._queue, deque):
+            self._queue.clear()
         self.counters.cleared += dropped
         self._gap = True
         return dropped

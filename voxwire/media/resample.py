@@ -36,6 +36,16 @@ Pcm = npt.NDArray[np.int16]
 _QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 
 
+def _empty(channels: int) -> Pcm:
+    """A read-only zero-length block, shared: every call has two resamplers and most never run."""
+    block = np.zeros((0,) if channels == 1 else (0, channels), dtype=np.int16)
+    block.flags.writeable = False
+    return block
+
+
+_EMPTY_MONO = _empty(1)
+
+
 class Resampler:
     """Convert one stream of interleaved int16 PCM from ``in_rate`` to ``out_rate``."""
 
@@ -53,8 +63,7 @@ class Resampler:
         self._stream: soxr.ResampleStream | None = None
         if in_rate != out_rate:
             self._stream = soxr.ResampleStream(in_rate, out_rate, channels, dtype="int16", quality=quality)
-        shape = (0,) if channels == 1 else (0, channels)
-        self._empty: Pcm = np.zeros(shape, dtype=np.int16)
+        self._empty = _EMPTY_MONO if channels == 1 else _empty(channels)
 
     @property
     def passthrough(self) -> bool:

@@ -88,7 +88,7 @@ from voxwire.realtime.server_events import (
     SessionCreatedEvent,
     SessionUpdatedEvent,
 )
-from voxwire.realtime.session import Session, apply_update, default_session
+from voxwire.realtime.session import Session, apply_update, session_template
 
 
 class Conversation:
@@ -102,14 +102,19 @@ class Conversation:
         voice: str = "alloy",
         instructions: str = "",
         expires_at: int | None = None,
+        defaults: tuple[str, ...] = (),
         max_items: int = 1024,
         max_responses: int = 8,
     ) -> None:
         assert max_items >= 2, "a conversation must hold at least a question and an answer"
         self._ids = ids
-        self._session = default_session(
-            ids("sess"), model=model, voice=voice, instructions=instructions, expires_at=expires_at
-        )
+        # The session starts as the shared template; its own copy, with this conversation's id and
+        # expiry, is made when something reads it whole (session.created) or updates it. A call
+        # whose client never opens the events channel never pays for the copy (~1.2 KB).
+        self._settings = session_template(model, voice, instructions, defaults)
+        self._session: Session | None = None
+        self._session_id = ids("sess")
+        self._expires_at = expires_at
         self.conversation_id = ids("conv")
         self._items = ItemList(ids, max_items)
         self._responses = Responses(ids, self._items, self.conversation_id, max_responses)
@@ -119,7 +124,17 @@ class Conversation:
 
     @property
     def session(self) -> Session:
+        """The effective session, this conversation's own."""
+        if self._session is None:
+            self._session = self._settings.model_copy(update={"id": self._session_id, "expires_at": self._expires_at})
+            self._settings = self._session
         return self._session
+
+    @property
+    def settings(self) -> Session:
+        """The effective configuration, without making the session's own copy: its ``id`` and
+        ``expires_at`` may be the shared template's placeholders (read :attr:`session` for those)."""
+        return self._settings
 
     @property
     def items(self) -> tuple[Item, ...]:
@@ -140,7 +155,7 @@ class Conversation:
 
     def created(self) -> list[ServerEvent]:
         """The first event of every session."""
-        return [SessionCreatedEvent(event_id=self._ids("event"), session=self._session)]
+        return [SessionCreatedEvent(event_id=self._ids("event"), session=self.session)]
 
     def error(self, err: EventError) -> list[ServerEvent]:
         """The ``error`` event for a refused client event (parse errors included)."""
@@ -171,20 +186,21 @@ class Conversation:
         raise AssertionError(f"unhandled client event type {event.type}")
 
     def _session_update(self, event: SessionUpdateEvent) -> list[ServerEvent]:
-        new = apply_update(self._session, event.session)
-        if new.voice != self._session.voice and self._responses.assistant_audio:
+        current = self.session
+        new = apply_update(current, event.session)
+        if new.voice != current.voice and self._responses.assistant_audio:
             raise EventError(
                 "invalid_value",
                 "Cannot update a conversation's voice if assistant audio is present.",
                 param="session.audio.output.voice",
             )
-        if new.model != self._session.model and self._responses.any_created:
+        if new.model != current.model and self._responses.any_created:
             raise EventError(
                 "invalid_value",
                 "Cannot change the model once a response has been created.",
                 param="session.model",
             )
-        self._session = new
+        self._session = self._settings = new
         return [SessionUpdatedEvent(event_id=self._ids("event"), session=new)]
 
     # -- items --------------------------------------------------------------------------------------
@@ -340,7 +356,7 @@ class Conversation:
 
     def create_response(self, params: ResponseCreateParams | None = None) -> tuple[str, list[ServerEvent]]:
         """``response.create`` (from the client, or from VAD with ``create_response``)."""
-        return self._responses.create(params, self._session)
+        return self._responses.create(params, self._settings)
 
     def add_assistant_message(self, response_id: str) -> tuple[str, list[ServerEvent]]:
         """Open an assistant message in the response: audio with transcript, or text, following the

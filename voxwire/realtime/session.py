@@ -69,6 +69,7 @@ __all__ = [
     "WireModel",
     "apply_update",
     "default_session",
+    "session_template",
     "vad_params",
 ]
 
@@ -386,20 +387,36 @@ def default_session(
     voice: str = "alloy",
     instructions: str = "",
     expires_at: int | None = None,
+    defaults: tuple[str, ...] = (),
 ) -> Session:
     """The configuration a new session starts with, following OpenAI's documented defaults:
     audio output, 24 kHz PCM both ways, server VAD 0.5 / 300 ms / 500 ms that creates and interrupts
     responses, no transcription, no noise reduction, no tools, ``tool_choice`` auto, unlimited
     output tokens, speed 1.0.
 
+    ``defaults`` are starting configurations applied over OpenAI's defaults, in order (an agent's
+    ``session_defaults``, then the configuration the offer's form or client secret carried), each
+    the JSON of a ``session.update``'s ``session`` object. They are validated before they get
+    here; an invalid one raises pydantic's ``ValidationError``.
+
     Sessions are never changed in place (:func:`apply_update` makes copies), so every call starts
-    from one shared template per (model, voice, instructions) and owns only its id and expiry:
-    the nested models cost ~4.5 KB per call otherwise."""
-    return _template(model, voice, instructions).model_copy(update={"id": session_id, "expires_at": expires_at})
+    from one shared template per (model, voice, instructions, defaults) and owns only its id and
+    expiry: the nested models cost ~4.5 KB per call otherwise, and each update a copy (~3 KB)."""
+    template = session_template(model, voice, instructions, defaults)
+    return template.model_copy(update={"id": session_id, "expires_at": expires_at})
 
 
 @functools.lru_cache(maxsize=32)
-def _template(model: str, voice: str, instructions: str) -> Session:
+def session_template(model: str, voice: str = "alloy", instructions: str = "", defaults: tuple[str, ...] = ()) -> Session:
+    """The shared, never modified starting configuration behind :func:`default_session`; its
+    ``id`` and ``expires_at`` are placeholders."""
+    session = _openai_defaults(model, voice, instructions)
+    for config in defaults:
+        session = apply_update(session, SessionUpdate.model_validate_json(config))
+    return session
+
+
+def _openai_defaults(model: str, voice: str, instructions: str) -> Session:
     return Session(
         id="sess_template",
         model=model,

@@ -53,8 +53,8 @@ class Call:
     session: Session
     agent: Agent
     media: MediaConfig = field(default_factory=MediaConfig)
-    #: Realtime session configuration from the offer's form or the client secret, applied before
-    #: the first event.
+    #: Realtime session configuration from the offer's form or the client secret (validated by the
+    #: transceiver), part of the session the call starts with.
     session_config: dict[str, Any] = field(default_factory=dict)
     turn_detector: TurnDetectorFactory | None = None
     #: The data channels, when the offer had an application section.
@@ -83,7 +83,14 @@ class Call:
         self.outbound = OutboundAudio(
             rate, self.media, initial_timestamp=rng.randrange(1 << 32), complexity=self.complexity
         )
-        conversation = Conversation(random_ids(rng.randbytes), model=f"voxwire-{self.agent.name}")
+        # The agent's defaults and the offer's configuration are part of the starting session, which
+        # calls configured alike share (not a session.update and a copy per call).
+        configs = (getattr(self.agent, "session_defaults", None), self.session_config)
+        conversation = Conversation(
+            random_ids(rng.randbytes),
+            model=f"voxwire-{self.agent.name}",
+            defaults=tuple(json.dumps({**c, "type": "realtime"}, sort_keys=True) for c in configs if c),
+        )
         self.voice = VoiceSession(conversation, self.outbound, rate, turn_detector=self.turn_detector)
         if self.on_wake is not None:
             on_wake = self.on_wake
@@ -101,10 +108,6 @@ class Call:
         self._events_channel: int | None = None
         self._work_waiting = False  # on_work was told and work() has not run since
         self.counters: dict[str, int] = {}
-        for config in (getattr(self.agent, "session_defaults", None), self.session_config):
-            if config:
-                update = {"type": "session.update", "session": {"type": "realtime", **config}}
-                self.voice.on_client_event(json.dumps(update))
 
     # -- CallContext (what the agent may do) ----------------------------------------------------
 

@@ -72,6 +72,9 @@ REALTIME_PCM_RATE = 24_000
 #: OpenAI rejects committing less than 100 ms of audio.
 MIN_COMMIT_MS = 100
 FRAME_MS = 20
+#: The last turn before there was one: read-only and shared by every call.
+_NO_AUDIO: Pcm = np.zeros(0, dtype=np.int16)
+_NO_AUDIO.flags.writeable = False
 
 
 # -- the turn detector, as the voice session needs it (voxwire.agent.turns.TurnDetector) ----------
@@ -163,8 +166,8 @@ class VoiceSession:
         self._input: list[Pcm] = []  # 20 ms chunks; a list: an empty deque costs 760 bytes a call
         self._input_samples = 0
         self._max_input = int(max_input_seconds * sample_rate)
-        self._append_resampler = Resampler(REALTIME_PCM_RATE, sample_rate)
-        self._last_turn: Pcm = np.zeros(0, dtype=np.int16)
+        self._append_resampler: Resampler | None = None  # made by the first input_audio_buffer.append
+        self._last_turn: Pcm = _NO_AUDIO
         self._responses: dict[str, _Response] = {}
         self._events: list[str] = []
         self._commands: list[Command] = []
@@ -200,7 +203,9 @@ class VoiceSession:
         try:
             if isinstance(event, InputAudioBufferAppendEvent):
                 pcm = np.frombuffer(event.audio_bytes(), dtype="<i2").astype(np.int16)
-                if not self._append_resampler.passthrough:
+                if self.sample_rate != REALTIME_PCM_RATE:
+                    if self._append_resampler is None:
+                        self._append_resampler = Resampler(REALTIME_PCM_RATE, self.sample_rate)
                     pcm = self._append_resampler.process(pcm)
                 self._take_input(pcm)
             elif isinstance(event, InputAudioBufferCommitEvent):
@@ -292,7 +297,7 @@ class VoiceSession:
 
     def _configure(self) -> None:
         """(Re)build the turn detector from the session's ``turn_detection``."""
-        vad = vad_params(self.conversation.session)
+        vad = vad_params(self.conversation.settings)
         if vad == self._vad and (self._detector is not None or self._make_detector is None or vad is None):
             return
         self._vad = vad
@@ -391,7 +396,7 @@ class VoiceSession:
         response_id, events = self.conversation.create_response(params)
         self._emit(events)
         self._responses[response_id] = _Response(response_id)
-        session = self.conversation.session
+        session = self.conversation.settings
         turn = Turn(
             audio=self._last_turn,
             sample_rate=self.sample_rate,
