@@ -15,8 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from voxwire.agent.echo import EchoAgent
 from voxwire.aio.agents import AgentRunner
-from voxwire.observability.calls import Series
-from voxwire.observability.metrics import TrafficCounter, close_reason_label, relay_registry
+from voxwire.observability.calls import CallMonitor, Series
+from voxwire.observability.metrics import Metrics, TrafficCounter, close_reason_label, relay_registry
+from voxwire.observability.tracing import Tracer
 from voxwire.proto.certificate import Certificate
 from voxwire.signaling import dashboard
 from voxwire.signaling.auth import Authenticator
@@ -193,6 +194,23 @@ def test_series_halving_keeps_whole_rows():
     assert series.step == 2
     with pytest.raises(ValueError, match="at least one field"):
         Series(())
+
+
+def test_a_sliced_monitor_tick_samples_each_call_once(certs):
+    server = Transceiver(TransceiverConfig(advertised=(("192.0.2.1", 3478),)), EchoAgent(), certificate=certs[0])
+    now = [0.0]
+    for seed in range(7):
+        server.create_call(TestClient(certs[1], 0.0, rng=random.Random(seed)).offer(), 0.0)
+    monitor = CallMonitor(server, lambda: now[0], Metrics(), Tracer())
+    monitor.sync()
+    for part in range(3):  # one tick in three slices, a third of a second apart
+        now[0] += 1 / 3
+        monitor.sample(part, 3)
+        sampled = sorted(len(r.history) for r in monitor.records.values())
+        assert sampled.count(1) == sum(1 for r in monitor.records.values() if r.slot % 3 <= part)
+    assert [len(r.history) for r in monitor.records.values()] == [1] * 7
+    monitor.sample()  # unsliced: every call
+    assert [len(r.history) for r in monitor.records.values()] == [2] * 7
 
 
 def test_close_reasons_are_a_bounded_set():

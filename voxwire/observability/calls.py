@@ -111,8 +111,10 @@ def _ms(seconds: float | None) -> float | None:
 class CallRecord:
     """What the monitor knows about one call."""
 
-    def __init__(self, monitor: CallMonitor, call: Call, now: float) -> None:
+    def __init__(self, monitor: CallMonitor, call: Call, now: float, slot: int = 0) -> None:
         self.monitor = monitor
+        #: Which slice of a sampling tick this call is in (:meth:`CallMonitor.sample`).
+        self.slot = slot
         self.call = call
         self.call_id = call.call_id
         self.first_seen = now
@@ -407,6 +409,7 @@ class CallMonitor:
         #: Other driver-shaped wrappers with ``counters`` (the RelayedEndpoint), by layer name.
         self.extra_counters: dict[str, Callable[[], dict[str, int]]] = {}
         self.records: dict[str, CallRecord] = {}
+        self._tracked = 0  # calls ever tracked: each one's sampling slot
         self.recent: deque[dict[str, Any]] = deque(maxlen=recent)
         self.ended_counters: dict[tuple[str, str], int] = {}
         self.started = clock()
@@ -432,13 +435,19 @@ class CallMonitor:
     def _track(self, call: Call) -> CallRecord:
         record = self.records.get(call.call_id)
         if record is None:
-            record = self.records[call.call_id] = CallRecord(self, call, self.clock())
+            record = self.records[call.call_id] = CallRecord(self, call, self.clock(), self._tracked)
+            self._tracked += 1
             self.metrics.calls_created.inc()
         return record
 
     def sync(self) -> None:
         """Adopt calls we have not seen; finalize those that closed or left the transceiver; observe
         the setup phases reached since the last look."""
+        self._adopt_and_finalize()
+        for record in self.records.values():
+            record._phases()
+
+    def _adopt_and_finalize(self) -> None:
         calls = self.transceiver.calls
         for call_id, call in calls.items():
             if call_id not in self.records and not call.is_closed:
@@ -446,16 +455,21 @@ class CallMonitor:
         for call_id, record in list(self.records.items()):
             if record.call.is_closed or calls.get(call_id) is not record.call:
                 self._finalize(record)
-            else:
-                record._phases()
 
-    def sample(self) -> None:
-        """One tick: sync, then sample every live call (history, RTCP histograms, phases)."""
-        self.sync()
+    def sample(self, part: int = 0, parts: int = 1) -> None:
+        """Sample the live calls (history, RTCP histograms, setup phases): all of them, or the
+        ``part``-th of ``parts`` slices (each call is in one slice; a tick is ``parts`` calls).
+
+        Slicing is for the loop's sake: sampling costs ~35 µs a call, so 200 calls sampled at once
+        held the loop for 7 ms (measured), in the way of every packet and handshake due meanwhile.
+        """
+        self._adopt_and_finalize()
         now = self.clock()
         for record in self.records.values():
-            record.sample(now)
-        self._sample_cpu()
+            if record.slot % parts == part:
+                record.sample(now)
+        if part == 0:
+            self._sample_cpu()
 
     def _finalize(self, record: CallRecord) -> None:
         del self.records[record.call_id]

@@ -52,6 +52,9 @@ __all__ = ["MONITOR", "add_routes", "allow_public_talk_page", "attach_relay"]
 
 #: Seconds between monitor ticks (samples, event-stream updates).
 INTERVAL = 1.0
+#: Each tick's call sampling is spread over this many equal steps of the interval (a tenth of the
+#: calls each), so the loop is never held for all of them at once.
+SAMPLE_SLICES = 10
 #: Lifetime of a talk page's client secret: it only has to create the call (and end it).
 TALK_SECRET_TTL = 600
 #: Client secrets minted per second for talk pages, and the burst.
@@ -194,10 +197,13 @@ async def _monitor_timer(app: web.Application) -> AsyncIterator[None]:
     monitor, tick = app[MONITOR], app[_TICK]
 
     async def run() -> None:
+        step = monitor.interval / SAMPLE_SLICES
         while True:
-            monitor.sample()
-            tick.fire()
-            await asyncio.sleep(monitor.interval)
+            for part in range(SAMPLE_SLICES):
+                monitor.sample(part, SAMPLE_SLICES)
+                if part == 0:
+                    tick.fire()
+                await asyncio.sleep(step)
 
     task = asyncio.get_running_loop().create_task(run(), name="call-monitor")
     task.add_done_callback(_report_crash)
