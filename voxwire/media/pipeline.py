@@ -91,6 +91,9 @@ class MediaConfig:
 class InboundAudio:
     """Opus RTP in, agent-rate PCM out."""
 
+    # One instance per call (slots: ~50 bytes less each).
+    __slots__ = ("reorder", "_rate", "_decoder", "frame_samples", "resampler", "decode_errors")
+
     def __init__(self, agent_rate: int, config: MediaConfig) -> None:
         rate = codec_rate(agent_rate)
         # A gap of more than MAX_CONCEALED packets (an outage, a relay restart) restarts the stream

@@ -49,6 +49,9 @@ _EMPTY_MONO = _empty(1)
 class Resampler:
     """Convert one stream of interleaved int16 PCM from ``in_rate`` to ``out_rate``."""
 
+    # Two instances per call (slots: ~50 bytes less each).
+    __slots__ = ("in_rate", "out_rate", "channels", "quality", "_stream", "_empty")
+
     def __init__(self, in_rate: int, out_rate: int, channels: int = 1, quality: str = "MQ") -> None:
         if in_rate <= 0 or out_rate <= 0:
             raise ValueError(f"sample rates must be positive, not {in_rate} -> {out_rate}")

@@ -89,7 +89,7 @@ _ECHO_INTERVAL = 0.05  # minimum spacing of resends answering peer retransmissio
 _EXPORTER_LABEL = b"EXTRACTOR-dtls_srtp"  # RFC 5764 §4.2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DtlsConfig:
     """Per-transport DTLS settings.
 
@@ -153,7 +153,7 @@ class DtlsStateError(DtlsError):
     """An operation that the transport's state does not allow; names the role and the state."""
 
 
-@dataclass
+@dataclass(slots=True)
 class DtlsCounters:
     """What happened to datagrams, for stats and tests."""
 
@@ -179,6 +179,27 @@ class _State(Enum):
 
 class DtlsTransport:
     """One DTLS 1.2 association in a fixed role; see the module docstring for the design."""
+
+    # One instance per call (slots: ~50 bytes less each).
+    __slots__ = (
+        "config",
+        "role",
+        "counters",
+        "_check",
+        "_conn",
+        "_state",
+        "_transmits",
+        "_events",
+        "_handshake_deadline",
+        "_rtx_deadline",
+        "_last_flight",
+        "_sent_seq_high",
+        "_sent_ccs",
+        "_peer_seq_high",
+        "_answered_seq",
+        "_last_resend",
+        "_max_send",
+    )
 
     def __init__(
         self,

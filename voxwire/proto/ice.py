@@ -94,6 +94,20 @@ IceEvent = PairSelected | ConsentExpired
 class IceLiteAgent:
     """The controlled, lite side of one ICE session. Drive it with ``handle_stun``/``handle_timeout``."""
 
+    # One instance per call (slots: ~50 bytes less each).
+    __slots__ = (
+        "_config",
+        "_key",
+        "_local_prefix",
+        "_expected_username",
+        "counters",
+        "_transmits",
+        "_events",
+        "_last_check",
+        "_selected",
+        "_closed",
+    )
+
     def __init__(
         self,
         local_ufrag: str,

@@ -17,6 +17,9 @@ from voxwire.realtime.server_events import ConversationItemDeletedEvent, ServerE
 class ItemList:
     """A conversation's items, indexable like a list; see the module docstring."""
 
+    # One instance per call (slots: ~50 bytes less each).
+    __slots__ = ("_ids", "_items", "_max_items", "_audio_ms")
+
     def __init__(self, ids: IdFactory, max_items: int) -> None:
         self._ids = ids
         self._items: list[Item] = []

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from voxwire.agent.base import Agent, Pcm
+from voxwire.agent.base import Agent, AgentSession, Pcm
 from voxwire.media.complexity import ComplexityPolicy
 from voxwire.media.pipeline import InboundAudio, MediaConfig, OutboundAudio
 from voxwire.proto import sctp
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 EVENTS_CHANNEL = "oai-events"
 
 
-@dataclass
+@dataclass(slots=True)
 class CallTimeline:
     """Monotonic times of the setup milestones, for logs, stats and the benchmark."""
 
@@ -47,7 +47,7 @@ class CallTimeline:
     closed: float | None = None
 
 
-@dataclass
+@dataclass(slots=True, eq=False)  # a call is itself: identity, not field-by-field equality
 class Call:
     call_id: str
     session: Session
@@ -74,6 +74,23 @@ class Call:
     #: the loop's pacer ticks). None: input is decoded in the datagram's turn and frames are
     #: encoded at their ticks.
     on_work: Callable[[Call], None] | None = None
+    # Set in __post_init__, declared for slots=True (one Call per call: ~50 bytes less).
+    timeline: CallTimeline = field(init=False, repr=False)
+    inbound: InboundAudio = field(init=False, repr=False)
+    outbound: OutboundAudio = field(init=False, repr=False)
+    voice: VoiceSession = field(init=False, repr=False)
+    agent_session: AgentSession = field(init=False, repr=False)
+    #: An agent session with ``on_packet(payload, rtp_timestamp)`` takes the caller's Opus
+    #: packets as they arrive, undecoded (``passthrough``); the others get decoded PCM.
+    _on_packet: Callable[[bytes, int], None] | None = field(init=False, repr=False)
+    #: Told at once when a response's playback is cut short (``AgentSession.interrupted``).
+    _on_interrupted: Callable[[str, int], None] | None = field(init=False, repr=False)
+    close_reason: str | None = field(init=False, repr=False)
+    _commands: list[Command] = field(init=False, repr=False)
+    _events_channel: int | None = field(init=False, repr=False)
+    #: on_work was told and work() has not run since.
+    _work_waiting: bool = field(init=False, repr=False)
+    counters: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         rng = self.session.rng
@@ -96,18 +113,13 @@ class Call:
             on_wake = self.on_wake
             self.voice.on_wake = lambda: on_wake(self)
         self.agent_session = self.agent.start(self)
-        #: An agent session with ``on_packet(payload, rtp_timestamp)`` takes the caller's Opus
-        #: packets as they arrive, undecoded (``passthrough``); the others get decoded PCM.
-        self._on_packet: Callable[[bytes, int], None] | None = getattr(self.agent_session, "on_packet", None)
-        #: Told at once when a response's playback is cut short (``AgentSession.interrupted``).
-        self._on_interrupted: Callable[[str, int], None] | None = getattr(
-            self.agent_session, "interrupted", None
-        )
-        self.close_reason: str | None = None
-        self._commands: list[Command] = []
-        self._events_channel: int | None = None
-        self._work_waiting = False  # on_work was told and work() has not run since
-        self.counters: dict[str, int] = {}
+        self._on_packet = getattr(self.agent_session, "on_packet", None)
+        self._on_interrupted = getattr(self.agent_session, "interrupted", None)
+        self.close_reason = None
+        self._commands = []
+        self._events_channel = None
+        self._work_waiting = False
+        self.counters = {}
 
     # -- CallContext (what the agent may do) ----------------------------------------------------
 
