@@ -62,7 +62,9 @@ class PacerFull(Exception):
     """push() on a full queue: the producer is more than ``capacity`` frames ahead."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: made once per packet, and a frozen dataclass costs 1.4 us to create against 0.4 us
+# (object.__setattr__ per field). Treat it as immutable.
+@dataclass(slots=True)
 class PacedFrame(Generic[T]):
     """A frame whose tick has come: encode it (if PCM) and send it now."""
 

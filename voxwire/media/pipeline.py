@@ -145,7 +145,9 @@ class InboundAudio:
         return pcm if len(pcm) else None
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: made once per packet, and a frozen dataclass costs 1.4 us to create against 0.4 us
+# (object.__setattr__ per field). Treat it as immutable.
+@dataclass(slots=True)
 class SentFrame:
     """One encoded frame whose tick has come."""
 

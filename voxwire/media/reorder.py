@@ -44,7 +44,9 @@ from dataclasses import dataclass
 __all__ = ["Fec", "Frame", "Lost", "Packet", "ReorderBuffer", "ReorderCounters"]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: made once per packet, and a frozen dataclass costs 1.4 us to create against 0.4 us
+# (object.__setattr__ per field). Treat it as immutable.
+@dataclass(slots=True)
 class Packet:
     """The packet with this (extended) sequence number, in order."""
 
@@ -52,7 +54,7 @@ class Packet:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fec:
     """``seq`` is lost, but ``next_payload`` (packet ``seq + 1``) arrived and may carry its FEC.
 
@@ -64,7 +66,7 @@ class Fec:
     next_payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Lost:
     """``seq`` is lost and nothing can rebuild it: conceal it (PLC)."""
 

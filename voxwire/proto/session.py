@@ -119,7 +119,9 @@ class Connected:
     srtp_profile: str
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: made once per packet, and a frozen dataclass costs 1.4 us to create against 0.4 us
+# (object.__setattr__ per field). Treat it as immutable.
+@dataclass(slots=True)
 class AudioPacket:
     """One decrypted inbound Opus RTP packet."""
 

@@ -1,0 +1,155 @@
+"""The transport's own cost per media packet, in process: no sockets, no event loop, no HTTP.
+
+Run: ``.venv/bin/python bench/packet_path.py [--calls 200] [--seconds 4] [--rounds 5] [--profile]``.
+
+What ``bench/capacity.py`` measures as CPU per pass-through call is this path plus what no Python
+change can remove: uvloop's receive and dispatch and the kernel's ``sendto`` (on loopback it
+also delivers each packet to the load generator, ~10 us in the server's time). This bench times
+only the Python side, the part a fast path would shrink, and so can tell apart changes a few
+percent big that the capacity ramp's run-to-run noise (~15%) hides.
+
+``--calls`` pass-through calls are connected on virtual time (:class:`~voxwire.testing.link.Network`).
+Each client's SRTP packets for ``--seconds`` of 20 ms Opus frames are built and protected up
+front, then fed to the server core in real-time order -- the calls' phases spread over the 20
+ms as the load generator spreads them -- with the production drain rule after each datagram
+(:class:`~voxwire.aio.udp.UdpShell`: transmits, the agent runner's hook, transmits again, the next
+deadline) and the traffic counter in front, as ``voxwire serve`` has them. Timers fire when due.
+Reported: CPU (``thread_time``) per inbound packet, which for pass-through is one packet in and
+one out, median and best of ``--rounds`` fresh rounds (the best is the steadiest on a shared
+machine), with the packets sent per packet received (should
+be 1.0) as a check; ``--profile`` adds cProfile's function calls per packet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import heapq
+import pstats
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from voxwire.agent.passthrough import PassthroughAgent  # noqa: E402
+from voxwire.observability.metrics import TrafficCounter  # noqa: E402
+from voxwire.proto.certificate import Certificate  # noqa: E402
+from voxwire.proto.session import State  # noqa: E402
+from voxwire.testing.client import TestClient  # noqa: E402
+from voxwire.testing.link import Link, LinkConfig, Network  # noqa: E402
+from voxwire.transceiver.service import Transceiver, TransceiverConfig  # noqa: E402
+
+SERVER = ("192.0.2.1", 3478)
+FRAME = 0.02
+#: A 20 ms Opus payload the size a browser sends at ~32 kbit/s (content is never decoded).
+PAYLOAD = bytes(range(80))
+
+
+def client_address(i: int) -> tuple[str, int]:
+    return ("192.0.2.10", 20000 + i)
+
+
+def connected(calls: int, certs: tuple[Certificate, Certificate]) -> tuple[Transceiver, Network, list[TestClient]]:
+    server = Transceiver(
+        TransceiverConfig(advertised=(SERVER,), max_calls=calls + 10), PassthroughAgent(), certificate=certs[0]
+    )
+    net = Network(Link(LinkConfig(delay=0.001)))
+    net.add(SERVER, server.endpoint)
+    clients = []
+    for i in range(calls):
+        client = TestClient(certs[1], net.now, rng=random.Random(i))
+        call, answer = server.create_call(client.offer(), net.now)
+        client.answer(answer, net.now)
+        net.add(client_address(i), client)
+        clients.append(client)
+    net.run_until(lambda: all(c.srtp is not None for c in clients))
+    net.run_until(lambda: all(c.session.state is State.CONNECTED for c in server.calls.values()))
+    return server, net, clients
+
+
+def schedule(clients: list[TestClient], start: float, seconds: float) -> list[tuple[float, bytes, tuple[str, int]]]:
+    """Every client's packets for ``seconds``, protected now, in arrival order."""
+    frames = round(seconds / FRAME)
+    out = []
+    for i, client in enumerate(clients):
+        phase = (i * 0.618033988749895) % 1.0 * FRAME  # spread as the load generator does
+        for k in range(frames):
+            client.send_rtp(PAYLOAD, 960 * k, marker=k == 0)
+            packet, _ = client.poll_transmit()  # type: ignore[misc]
+            out.append((start + phase + k * FRAME, packet, client_address(i)))
+    out.sort(key=lambda item: item[0])
+    return out
+
+
+def run(server: Transceiver, packets: list[tuple[float, bytes, tuple[str, int]]]) -> tuple[float, int]:
+    """Feed ``packets`` with the drain rule; returns (CPU seconds, packets sent)."""
+    core = TrafficCounter().wrap(server.endpoint)
+    collect, take_pending = server.collect, server.take_pending
+    sent = 0
+    timers: list[float] = []
+    armed = None
+
+    def drain() -> None:
+        nonlocal sent, armed
+        while core.poll_transmit() is not None:
+            sent += 1
+        collect()  # what AgentRunner.after_drain does when no response is asked for
+        take_pending()
+        while core.poll_transmit() is not None:
+            sent += 1
+        at = core.poll_timeout()
+        if at is not None and at != armed:
+            armed = at
+            heapq.heappush(timers, at)
+
+    t0 = time.thread_time()
+    for at, packet, addr in packets:
+        while timers and timers[0] <= at:
+            due = heapq.heappop(timers)
+            if due == armed:
+                armed = None
+                core.handle_timeout(due)
+                drain()
+        core.handle_datagram(packet, addr, at)
+        drain()
+    return time.thread_time() - t0, sent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="also count function calls per packet (cProfile)")
+    args = parser.parse_args()
+    certs = Certificate.generate(), Certificate.generate()
+    per_packet, ratios = [], []
+    for _ in range(args.rounds):
+        server, net, clients = connected(args.calls, certs)
+        packets = schedule(clients, net.now + 0.1, args.seconds)
+        gc.collect()
+        cpu, sent = run(server, packets)
+        per_packet.append(cpu / len(packets) * 1e6)
+        ratios.append(sent / len(packets))
+    print(f"pass-through, {args.calls} calls, {len(packets)} packets a round, {args.rounds} rounds")
+    print(f"| CPU per packet in (and its packet out), median / best | {statistics.median(per_packet):.1f} / "
+          f"{min(per_packet):.1f} us (rounds: {', '.join(f'{x:.1f}' for x in per_packet)}) |")
+    print(f"| packets out per packet in | {statistics.median(ratios):.3f} |")
+    if args.profile:
+        server, net, clients = connected(args.calls, certs)
+        packets = schedule(clients, net.now + 0.1, args.seconds)
+        profile = cProfile.Profile()
+        profile.enable()
+        run(server, packets)
+        profile.disable()
+        stats = pstats.Stats(profile)
+        calls = sum(nc for (_, _, _), (_, nc, _, _, _) in stats.stats.items())  # type: ignore[attr-defined]
+        print(f"| Python function calls per packet (cProfile) | {calls / len(packets):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
