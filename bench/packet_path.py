@@ -27,7 +27,6 @@ import cProfile
 import gc
 import heapq
 import pstats
-import random
 import statistics
 import sys
 import time
@@ -38,9 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from voxwire.agent.passthrough import PassthroughAgent  # noqa: E402
 from voxwire.observability.metrics import TrafficCounter  # noqa: E402
 from voxwire.proto.certificate import Certificate  # noqa: E402
-from voxwire.proto.session import State  # noqa: E402
+from voxwire.testing.calls import client_address, connect_calls  # noqa: E402
 from voxwire.testing.client import TestClient  # noqa: E402
-from voxwire.testing.link import Link, LinkConfig, Network  # noqa: E402
 from voxwire.transceiver.service import Transceiver, TransceiverConfig  # noqa: E402
 
 SERVER = ("192.0.2.1", 3478)
@@ -49,26 +47,13 @@ FRAME = 0.02
 PAYLOAD = bytes(range(80))
 
 
-def client_address(i: int) -> tuple[str, int]:
-    return ("192.0.2.10", 20000 + i)
-
-
-def connected(calls: int, certs: tuple[Certificate, Certificate]) -> tuple[Transceiver, Network, list[TestClient]]:
+def connected(calls: int, certs: tuple[Certificate, Certificate]) -> tuple[Transceiver, list[TestClient], float]:
+    """The server and its connected clients, and the virtual time they got there."""
     server = Transceiver(
         TransceiverConfig(advertised=(SERVER,), max_calls=calls + 10), PassthroughAgent(), certificate=certs[0]
     )
-    net = Network(Link(LinkConfig(delay=0.001)))
-    net.add(SERVER, server.endpoint)
-    clients = []
-    for i in range(calls):
-        client = TestClient(certs[1], net.now, rng=random.Random(i))
-        call, answer = server.create_call(client.offer(), net.now)
-        client.answer(answer, net.now)
-        net.add(client_address(i), client)
-        clients.append(client)
-    net.run_until(lambda: all(c.srtp is not None for c in clients))
-    net.run_until(lambda: all(c.session.state is State.CONNECTED for c in server.calls.values()))
-    return server, net, clients
+    net, pairs = connect_calls(server, certs[1], calls, delay=0.001)
+    return server, [client for client, _ in pairs], net.now
 
 
 def schedule(clients: list[TestClient], start: float, seconds: float) -> list[tuple[float, bytes, tuple[str, int]]]:
@@ -129,8 +114,8 @@ def main() -> None:
     certs = Certificate.generate(), Certificate.generate()
     per_packet, ratios = [], []
     for _ in range(args.rounds):
-        server, net, clients = connected(args.calls, certs)
-        packets = schedule(clients, net.now + 0.1, args.seconds)
+        server, clients, now = connected(args.calls, certs)
+        packets = schedule(clients, now + 0.1, args.seconds)
         gc.collect()
         cpu, sent = run(server, packets)
         per_packet.append(cpu / len(packets) * 1e6)
@@ -140,8 +125,8 @@ def main() -> None:
           f"{min(per_packet):.1f} us (rounds: {', '.join(f'{x:.1f}' for x in per_packet)}) |")
     print(f"| packets out per packet in | {statistics.median(ratios):.3f} |")
     if args.profile:
-        server, net, clients = connected(args.calls, certs)
-        packets = schedule(clients, net.now + 0.1, args.seconds)
+        server, clients, now = connected(args.calls, certs)
+        packets = schedule(clients, now + 0.1, args.seconds)
         profile = cProfile.Profile()
         profile.enable()
         run(server, packets)

@@ -5,7 +5,6 @@ edge runs in slices of a few calls with the loop's other work between them."""
 from __future__ import annotations
 
 import asyncio
-import random
 
 import numpy as np
 import pytest
@@ -14,9 +13,9 @@ from voxwire.agent.echo import EchoAgent
 from voxwire.media.opus import OpusEncoder
 from voxwire.media.pipeline import FRAME_SECONDS, MediaConfig, OutboundAudio
 from voxwire.proto.certificate import Certificate
-from voxwire.proto.session import State
+from voxwire.testing.calls import connect_calls
 from voxwire.testing.client import TestClient
-from voxwire.testing.link import Link, LinkConfig, Network
+from voxwire.testing.link import Network
 from voxwire.transceiver.call import Call
 from voxwire.transceiver.service import Transceiver, TransceiverConfig
 
@@ -35,17 +34,7 @@ def tone(seconds: float, rate: int = RATE) -> np.ndarray:
 
 
 def connected(certs, transceiver: Transceiver, n: int) -> tuple[Network, list[tuple[TestClient, Call]]]:
-    net = Network(Link(LinkConfig(delay=0.005)))
-    net.add(SERVER, transceiver.endpoint)
-    pairs = []
-    for i in range(n):
-        client = TestClient(certs[1], net.now, rng=random.Random(i))
-        call, answer = transceiver.create_call(client.offer(), net.now)
-        client.answer(answer, net.now)
-        net.add(("192.0.2.10", 50000 + i), client)
-        pairs.append((client, call))
-    net.run_until(lambda: all(c.srtp is not None and call.session.state is State.CONNECTED for c, call in pairs))
-    return net, pairs
+    return connect_calls(transceiver, certs[1], n)
 
 
 def opus_frames(n: int) -> list[bytes]:
