@@ -1,6 +1,7 @@
 """The transport's own cost per media packet, in process: no sockets, no event loop, no HTTP.
 
-Run: ``.venv/bin/python bench/packet_path.py [--calls 200] [--seconds 4] [--rounds 5] [--profile]``.
+Run: ``.venv/bin/python bench/packet_path.py [--agent passthrough|echo] [--calls 200] [--seconds 4]
+[--rounds 5] [--profile]``.
 
 What ``bench/capacity.py`` measures as CPU per pass-through call is this path plus what no Python
 change can remove: uvloop's receive and dispatch and the kernel's ``sendto`` (on loopback it
@@ -15,7 +16,8 @@ ms as the load generator spreads them -- with the production drain rule after ea
 (:class:`~voxwire.aio.udp.UdpShell`: transmits, the agent runner's hook, transmits again, the next
 deadline) and the traffic counter in front, as ``voxwire serve`` has them. Timers fire when due.
 Reported: CPU (``thread_time``) per inbound packet, which for pass-through is one packet in and
-one out, median and best of ``--rounds`` fresh rounds (the best is the steadiest on a shared
+one out (``--agent echo``: also an Opus decode and encode, frames encoded in the datagram's turn
+as with no work slices), median and best of ``--rounds`` fresh rounds (the best is the steadiest on a shared
 machine), with the packets sent per packet received (should
 be 1.0) as a check; ``--profile`` adds cProfile's function calls per packet.
 """
@@ -34,7 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from voxwire.agent.echo import EchoAgent  # noqa: E402
 from voxwire.agent.passthrough import PassthroughAgent  # noqa: E402
+from voxwire.loadgen.audio import load_frames  # noqa: E402
 from voxwire.observability.metrics import TrafficCounter  # noqa: E402
 from voxwire.proto.certificate import Certificate  # noqa: E402
 from voxwire.testing.calls import client_address, connect_calls  # noqa: E402
@@ -43,27 +47,30 @@ from voxwire.transceiver.service import Transceiver, TransceiverConfig  # noqa: 
 
 SERVER = ("192.0.2.1", 3478)
 FRAME = 0.02
-#: A 20 ms Opus payload the size a browser sends at ~32 kbit/s (content is never decoded).
-PAYLOAD = bytes(range(80))
+AGENTS = {"passthrough": PassthroughAgent, "echo": EchoAgent}
 
 
-def connected(calls: int, certs: tuple[Certificate, Certificate]) -> tuple[Transceiver, list[TestClient], float]:
+def connected(
+    agent: str, calls: int, certs: tuple[Certificate, Certificate]
+) -> tuple[Transceiver, list[TestClient], float]:
     """The server and its connected clients, and the virtual time they got there."""
     server = Transceiver(
-        TransceiverConfig(advertised=(SERVER,), max_calls=calls + 10), PassthroughAgent(), certificate=certs[0]
+        TransceiverConfig(advertised=(SERVER,), max_calls=calls + 10), AGENTS[agent](), certificate=certs[0]
     )
     net, pairs = connect_calls(server, certs[1], calls, delay=0.001)
     return server, [client for client, _ in pairs], net.now
 
 
-def schedule(clients: list[TestClient], start: float, seconds: float) -> list[tuple[float, bytes, tuple[str, int]]]:
-    """Every client's packets for ``seconds``, protected now, in arrival order."""
-    frames = round(seconds / FRAME)
+def schedule(
+    clients: list[TestClient], frames: list[bytes], start: float, seconds: float
+) -> list[tuple[float, bytes, tuple[str, int]]]:
+    """Every client's packets for ``seconds`` of ``frames`` (Opus), protected now, in arrival order."""
+    count = round(seconds / FRAME)
     out = []
     for i, client in enumerate(clients):
         phase = (i * 0.618033988749895) % 1.0 * FRAME  # spread as the load generator does
-        for k in range(frames):
-            client.send_rtp(PAYLOAD, 960 * k, marker=k == 0)
+        for k in range(count):
+            client.send_rtp(frames[(i + k) % len(frames)], 960 * k, marker=k == 0)
             packet, _ = client.poll_transmit()  # type: ignore[misc]
             out.append((start + phase + k * FRAME, packet, client_address(i)))
     out.sort(key=lambda item: item[0])
@@ -106,27 +113,29 @@ def run(server: Transceiver, packets: list[tuple[float, bytes, tuple[str, int]]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agent", choices=sorted(AGENTS), default="passthrough")
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="also count function calls per packet (cProfile)")
     args = parser.parse_args()
     certs = Certificate.generate(), Certificate.generate()
+    frames, _ = load_frames("synthetic")  # speech-like Opus at ~32 kbit/s, as the load generator sends
     per_packet, ratios = [], []
     for _ in range(args.rounds):
-        server, clients, now = connected(args.calls, certs)
-        packets = schedule(clients, now + 0.1, args.seconds)
+        server, clients, now = connected(args.agent, args.calls, certs)
+        packets = schedule(clients, frames, now + 0.1, args.seconds)
         gc.collect()
         cpu, sent = run(server, packets)
         per_packet.append(cpu / len(packets) * 1e6)
         ratios.append(sent / len(packets))
-    print(f"pass-through, {args.calls} calls, {len(packets)} packets a round, {args.rounds} rounds")
+    print(f"{args.agent}, {args.calls} calls, {len(packets)} packets a round, {args.rounds} rounds")
     print(f"| CPU per packet in (and its packet out), median / best | {statistics.median(per_packet):.1f} / "
           f"{min(per_packet):.1f} us (rounds: {', '.join(f'{x:.1f}' for x in per_packet)}) |")
     print(f"| packets out per packet in | {statistics.median(ratios):.3f} |")
     if args.profile:
-        server, clients, now = connected(args.calls, certs)
-        packets = schedule(clients, now + 0.1, args.seconds)
+        server, clients, now = connected(args.agent, args.calls, certs)
+        packets = schedule(clients, frames, now + 0.1, args.seconds)
         profile = cProfile.Profile()
         profile.enable()
         run(server, packets)
