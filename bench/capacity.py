@@ -348,11 +348,13 @@ async def ramp(
             else:
                 result.limit_reason = "the last level was glitch-free"
                 result.at_least = True
-            glitched = bool(result.levels) and result.levels[-1].verdict == "glitch"
-            if probe and not result.setup.get("loaded") and len(gen.calls) >= SETUP_UNDER_LOAD and not glitched:
-                # The ramp stopped at the glitch-free level that reached SETUP_UNDER_LOAD (its core
-                # saturated): probe there rather than report nothing.
-                result.setup["loaded"] = {"running": len(gen.calls), **await setup_probe(gen)}
+            stopped_clean = result.limit_reason.startswith(("server core saturated", "the last level was glitch-free"))
+            if probe and not result.setup.get("loaded") and len(gen.calls) >= SETUP_UNDER_LOAD and stopped_clean:
+                # The ramp stopped at a glitch-free level that reached SETUP_UNDER_LOAD (its core
+                # saturated, or no levels left): probe there rather than report nothing. Not after
+                # failed setups, disturbed windows or a saturated generator (the probe's own loop).
+                result.setup["loaded"] = {"running": len(gen.calls), "after": result.limit_reason,
+                                          **await setup_probe(gen)}
             result.limit = last_ok
             # schedstat's run time does not depend on waiting: every unsaturated level counts.
             usable = [lv for lv in result.levels if lv.verdict != "failed" and lv.server_cpu_pct < 95]

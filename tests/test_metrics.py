@@ -186,6 +186,13 @@ def test_series_rows_leave_out_missing_fields_and_keep_four_decimals():
     assert len(series) == 2
 
 
+def test_series_shows_late_times_as_they_were_sampled():
+    series = Series(("t", "rtt_ms", "loss_in"), capacity=4)
+    series.add({"t": 5000.3, "rtt_ms": 141.7, "loss_in": 0.0123})  # float32: 5000.2998, 141.6999
+    series.add({"t": 86400.1})
+    assert series.points == [{"t": 5000.3, "rtt_ms": 141.7, "loss_in": 0.0123}, {"t": 86400.1}]
+
+
 def test_series_halving_keeps_whole_rows():
     series = Series(("t", "pps_in"), capacity=4)
     for t in range(4):

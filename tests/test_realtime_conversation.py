@@ -415,3 +415,10 @@ def test_an_update_to_a_shared_starting_session_changes_only_that_conversation()
     [updated] = a.handle(ev(type="session.update", session={"type": "realtime", "instructions": "hi"}))
     assert updated.type == "session.updated" and a.session.instructions == "hi"
     assert b.settings.instructions == "" and b.session is not a.session
+
+
+def test_a_large_starting_configuration_is_not_kept_in_the_shared_cache():
+    long = json.dumps({"type": "realtime", "instructions": "x" * 5000})
+    a, b = (Conversation(counter_ids(), model="m", defaults=(long,)) for _ in range(2))
+    assert a.settings.instructions == "x" * 5000
+    assert a.settings is not b.settings  # built per call: a client's prompt leaves with its call

@@ -44,7 +44,10 @@ class Message:
 
 @dataclass(frozen=True)
 class Turn:
-    """A finished user turn: its audio (mono int16 at ``sample_rate``) and the conversation so far."""
+    """A finished user turn: its audio (mono int16 at ``sample_rate``) and the conversation so far.
+
+    ``audio`` belongs to the voice layer: read it, copy it to change it (before the first turn
+    it is a shared, read-only empty array)."""
 
     audio: Pcm
     sample_rate: int

@@ -112,7 +112,8 @@ class Resampler:
         return out
 
     def flush(self) -> Pcm:
-        """Release the held-back tail and start a fresh stream (call at the end of a stream)."""
+        """Release the held-back tail and start a fresh stream (call at the end of a stream).
+        With equal rates there is no tail: a shared, read-only empty block comes back."""
         if self._stream is None:
             return self._empty
         out: Pcm = self._stream.resample_chunk(self._empty, last=True)

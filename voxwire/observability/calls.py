@@ -58,8 +58,8 @@ class Series:
 
     Rows are float32 values interleaved in one ``array`` (4 bytes a field, a missing value is NaN):
     a call's full history of 300 rows of eight fields costs 9.6 KB, where a list of dicts cost
-    ~500 bytes a row. :attr:`points` rebuilds the dicts, missing fields left out, values rounded to
-    four decimals (float32 holds about seven significant digits).
+    ~500 bytes a row. :attr:`points` rebuilds the dicts, missing fields left out, values rounded as
+    they were sampled (:func:`_shown`).
     """
 
     # One instance of each per call (slots: ~50 bytes less each).
@@ -99,12 +99,19 @@ class Series:
     def points(self) -> list[dict[str, float]]:
         fields, rows, width = self.fields, self._rows, self._width
         return [
-            {name: round(value, 4) for name, value in zip(fields, rows[start : start + width], strict=True) if value == value}
+            {name: _shown(value) for name, value in zip(fields, rows[start : start + width], strict=True) if value == value}
             for start in range(0, len(rows), width)
         ]
 
 
 _NAN = float("nan")
+
+
+def _shown(value: float) -> float:
+    """A float32 value as sampled: four decimals below 100, one above (float32 keeps about seven
+    significant digits: 5000.3 comes back as 5000.2998; the samples above 100 -- seconds into
+    the call, milliseconds -- were taken to one decimal)."""
+    return round(value, 4) if -100.0 < value < 100.0 else round(value, 1)
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -488,7 +495,8 @@ class CallMonitor:
 
     def sample(self, part: int = 0, parts: int = 1) -> None:
         """Sample the live calls (history, RTCP histograms, setup phases): all of them, or the
-        ``part``-th of ``parts`` slices (each call is in one slice; a tick is ``parts`` calls).
+        ``part``-th of ``parts`` slices (each call is in one slice; one tick is ``parts`` calls of
+        this method, ``part`` 0 first).
 
         Slicing is for the loop's sake: sampling costs ~35 µs a call, so 200 calls sampled at once
         held the loop for 7 ms (measured), in the way of every packet and handshake due meanwhile.

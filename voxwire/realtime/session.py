@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-A session has one *effective* configuration, a :class:`Session`. It starts as :func:`default_session`
-and changes only through :func:`apply_update`, which merges a validated ``session.update`` payload
+A session has one *effective* configuration, a :class:`Session`. It starts as
+:func:`default_session` (or the shared :func:`session_template` it copies) and changes only through :func:`apply_update`, which merges a validated ``session.update`` payload
 (:class:`SessionUpdate`) into it and returns a new frozen :class:`Session`; the server then answers
 with ``session.updated`` carrying the whole effective configuration.
 
@@ -406,14 +406,31 @@ def default_session(
     return template.model_copy(update={"id": session_id, "expires_at": expires_at})
 
 
-@functools.lru_cache(maxsize=32)
+#: Starting configurations up to this size (JSON bytes, all ``defaults`` together) are shared
+#: through a cache of :data:`SHARED_TEMPLATES`. Larger ones (a client's long instructions, tools)
+#: are built per call: sharing them would gain little, and the cache would keep a client's prompt
+#: after its call ended.
+MAX_SHARED_DEFAULTS = 2048
+SHARED_TEMPLATES = 32
+
+
 def session_template(model: str, voice: str = "alloy", instructions: str = "", defaults: tuple[str, ...] = ()) -> Session:
-    """The shared, never modified starting configuration behind :func:`default_session`; its
-    ``id`` and ``expires_at`` are placeholders."""
+    """The never modified starting configuration behind :func:`default_session`; its ``id`` and
+    ``expires_at`` are placeholders. Shared between calls configured alike unless ``defaults``
+    exceed :data:`MAX_SHARED_DEFAULTS`."""
+    if sum(len(config) for config in defaults) > MAX_SHARED_DEFAULTS:
+        return _build_template(model, voice, instructions, defaults)
+    return _shared_template(model, voice, instructions, defaults)
+
+
+def _build_template(model: str, voice: str, instructions: str, defaults: tuple[str, ...]) -> Session:
     session = _openai_defaults(model, voice, instructions)
     for config in defaults:
         session = apply_update(session, SessionUpdate.model_validate_json(config))
     return session
+
+
+_shared_template = functools.lru_cache(maxsize=SHARED_TEMPLATES)(_build_template)
 
 
 def _openai_defaults(model: str, voice: str, instructions: str) -> Session:
