@@ -15,8 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from voxwire.agent.echo import EchoAgent
 from voxwire.aio.agents import AgentRunner
-from voxwire.observability.calls import CallMonitor, Series
+from voxwire.observability.calls import CallMonitor
 from voxwire.observability.metrics import Metrics, TrafficCounter, close_reason_label, relay_registry
+from voxwire.observability.series import Series
 from voxwire.observability.tracing import Tracer
 from voxwire.proto.certificate import Certificate
 from voxwire.signaling import dashboard
