@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from voxwire.realtime import session as realtime_session
 from voxwire.realtime.conversation import Conversation, ConversationError, counter_ids, random_ids
 from voxwire.realtime.events import (
     ClientEvent,
@@ -401,10 +402,10 @@ def test_random_ids_are_injected() -> None:
 
 def test_conversations_configured_alike_share_their_starting_session_until_it_is_read():
     no_vad = json.dumps({"type": "realtime", "audio": {"input": {"turn_detection": None}}})
-    brief = json.dumps({"type": "realtime", "instructions": "be brief"})
-    a, b = (Conversation(counter_ids(), model="m", defaults=(no_vad, brief)) for _ in range(2))
+    voice = json.dumps({"type": "realtime", "audio": {"output": {"voice": "verse"}}})
+    a, b = (Conversation(counter_ids(), model="m", defaults=(no_vad, voice)) for _ in range(2))
     assert a.settings is b.settings  # one shared template, no copy per call
-    assert vad_params(a.settings) is None and a.settings.instructions == "be brief"  # applied in order
+    assert vad_params(a.settings) is None and a.settings.voice == "verse"  # both applied
     own = a.session  # session.created needs the whole session: now a copy with a's own id
     assert own is a.session is a.settings and own.id.startswith("sess_") and own.id != b.settings.id  # placeholder
     assert own.audio == b.settings.audio and b.settings is not own
@@ -417,8 +418,15 @@ def test_an_update_to_a_shared_starting_session_changes_only_that_conversation()
     assert b.settings.instructions == "" and b.session is not a.session
 
 
-def test_a_large_starting_configuration_is_not_kept_in_the_shared_cache():
-    long = json.dumps({"type": "realtime", "instructions": "x" * 5000})
-    a, b = (Conversation(counter_ids(), model="m", defaults=(long,)) for _ in range(2))
-    assert a.settings.instructions == "x" * 5000
-    assert a.settings is not b.settings  # built per call: a client's prompt leaves with its call
+def test_a_client_s_words_or_a_large_configuration_are_not_kept_in_the_shared_cache(monkeypatch):
+    def shared(config: dict[str, Any]) -> bool:
+        defaults = (json.dumps({"type": "realtime", **config}),)
+        a, b = (Conversation(counter_ids(), model="m", defaults=defaults) for _ in range(2))
+        return a.settings is b.settings
+
+    assert not shared({"instructions": "be brief"})  # built per call: a prompt leaves with its call
+    assert not shared({"tools": []})
+    voice = {"audio": {"output": {"voice": "verse"}}}
+    assert shared(voice)
+    monkeypatch.setattr(realtime_session, "MAX_SHARED_DEFAULTS", 20)
+    assert not shared(voice)  # larger than the limit now

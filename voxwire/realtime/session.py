@@ -35,6 +35,7 @@ Not supported, and rejected with an error naming the value rather than silently 
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -406,19 +407,22 @@ def default_session(
     return template.model_copy(update={"id": session_id, "expires_at": expires_at})
 
 
-#: Starting configurations up to this size (JSON bytes, all ``defaults`` together) are shared
-#: through a cache of :data:`SHARED_TEMPLATES`. Larger ones (a client's long instructions, tools)
-#: are built per call: sharing them would gain little, and the cache would keep a client's prompt
-#: after its call ended.
+#: Starting configurations of settings only (formats, turn detection, voice...), up to this size
+#: in JSON bytes all together, are shared through a cache of :data:`SHARED_TEMPLATES`. Others are
+#: built per call: one with a client's own words (:data:`PRIVATE_FIELDS`) must not outlive its
+#: call in a cache, and a large one gains little from sharing.
 MAX_SHARED_DEFAULTS = 2048
 SHARED_TEMPLATES = 32
+PRIVATE_FIELDS = frozenset({"instructions", "tools", "prompt", "tracing"})
 
 
 def session_template(model: str, voice: str = "alloy", instructions: str = "", defaults: tuple[str, ...] = ()) -> Session:
     """The never modified starting configuration behind :func:`default_session`; its ``id`` and
-    ``expires_at`` are placeholders. Shared between calls configured alike unless ``defaults``
-    exceed :data:`MAX_SHARED_DEFAULTS`."""
-    if sum(len(config) for config in defaults) > MAX_SHARED_DEFAULTS:
+    ``expires_at`` are placeholders. Shared between calls configured alike when ``defaults`` hold
+    settings only (see :data:`MAX_SHARED_DEFAULTS`)."""
+    if sum(len(config) for config in defaults) > MAX_SHARED_DEFAULTS or any(
+        PRIVATE_FIELDS.intersection(json.loads(config)) for config in defaults
+    ):
         return _build_template(model, voice, instructions, defaults)
     return _shared_template(model, voice, instructions, defaults)
 
