@@ -172,7 +172,7 @@ def test_calls_need_an_api_key_or_a_client_secret():
         resp = await http.post("/v1/realtime/calls", data=offer(), headers={**SDP, **bearer(secret)})
         assert resp.status == 201
         call = transceiver.calls[resp.headers["Location"].rsplit("/", 1)[1]]
-        assert call.session_config == {"type": "realtime", "instructions": "hi"}
+        assert call.voice.conversation.settings.instructions == "hi"  # the secret's configuration
         # A client secret cannot mint more secrets or hang up other calls.
         assert (await http.post("/v1/realtime/client_secrets", json={}, headers=bearer(secret))).status == 401
         clock[0] += 61
@@ -264,7 +264,7 @@ def test_multipart_offer_with_session_and_hangup():
         resp = await http.post("/v1/realtime/calls", data=form, headers=bearer(API_KEY))
         assert resp.status == 201, await resp.text()
         call_id = resp.headers["Location"].rsplit("/", 1)[1]
-        assert transceiver.calls[call_id].session_config["instructions"] == "be brief"
+        assert transceiver.calls[call_id].voice.conversation.settings.instructions == "be brief"
         resp = await http.post(f"/v1/realtime/calls/{call_id}/hangup", headers=bearer(API_KEY))
         assert resp.status == 200 and call_id not in transceiver.calls
         # Malformed forms are named.

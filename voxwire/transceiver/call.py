@@ -13,10 +13,11 @@ application collects them with :meth:`poll_command`; agent output comes back thr
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from voxwire.agent.base import Agent, AgentSession, Pcm
@@ -54,8 +55,9 @@ class Call:
     agent: Agent
     media: MediaConfig = field(default_factory=MediaConfig)
     #: Realtime session configuration from the offer's form or the client secret (validated by the
-    #: transceiver), part of the session the call starts with.
-    session_config: dict[str, Any] = field(default_factory=dict)
+    #: transceiver), part of the session the call starts with; not kept (read
+    #: ``voice.conversation.settings``).
+    session_config: InitVar[dict[str, Any] | None] = None
     turn_detector: TurnDetectorFactory | None = None
     #: The data channels, when the offer had an application section.
     channels: DataChannelManager | None = None
@@ -92,7 +94,7 @@ class Call:
     _work_waiting: bool = field(init=False, repr=False)
     counters: dict[str, int] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, session_config: dict[str, Any] | None) -> None:
         rng = self.session.rng
         self.timeline = CallTimeline(created=self.session.now)
         rate = self.agent.sample_rate
@@ -102,7 +104,7 @@ class Call:
         )
         # The agent's defaults and the offer's configuration are part of the starting session, which
         # calls configured alike share (not a session.update and a copy per call).
-        configs = (getattr(self.agent, "session_defaults", None), self.session_config)
+        configs = (getattr(self.agent, "session_defaults", None), session_config)
         conversation = Conversation(
             random_ids(rng.randbytes),
             model=f"voxwire-{self.agent.name}",
@@ -110,8 +112,7 @@ class Call:
         )
         self.voice = VoiceSession(conversation, self.outbound, rate, turn_detector=self.turn_detector)
         if self.on_wake is not None:
-            on_wake = self.on_wake
-            self.voice.on_wake = lambda: on_wake(self)
+            self.voice.on_wake = functools.partial(self.on_wake, self)
         self.agent_session = self.agent.start(self)
         self._on_packet = getattr(self.agent_session, "on_packet", None)
         self._on_interrupted = getattr(self.agent_session, "interrupted", None)
