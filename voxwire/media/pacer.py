@@ -163,13 +163,13 @@ class Pacer(Generic[T]):
 
     def replace_head(self, frame: T) -> None:
         """Put ``frame`` in the place of the frame the next tick would send (encoded ahead)."""
-        if not isinstance(self._queue, deque) or not self._queue:
+        if not self._queue:  # the shared empty tuple is empty too
             raise IndexError("replace_head() on an empty pacer")
         self._queue[0] = frame
 
     def drop_oldest(self) -> T:
         """Drop the frame the next tick would send (a live stream that fell behind skips ahead)."""
-        if not isinstance(self._queue, deque) or not self._queue:
+        if not self._queue:
             raise IndexError("drop_oldest() on an empty pacer")
         self.counters.trimmed += 1
         return self._queue.popleft()
@@ -177,7 +177,7 @@ class Pacer(Generic[T]):
     def clear(self) -> int:
         """Drop every queued frame (barge-in); returns how many. The next frame gets the marker."""
         dropped = len(self._queue)
-        if isinstance(self._queue, deque):
+        if self._queue:
             self._queue.clear()
         self.counters.cleared += dropped
         self._gap = True

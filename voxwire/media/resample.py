@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
-__all__ = ["Resampler"]
+__all__ = ["EMPTY_PCM", "Resampler"]
 
 Pcm = npt.NDArray[np.int16]
 
@@ -43,7 +43,8 @@ def _empty(channels: int) -> Pcm:
     return block
 
 
-_EMPTY_MONO = _empty(1)
+#: A read-only, zero-length mono block, for anything that needs "no audio yet" without allocating.
+EMPTY_PCM = _empty(1)
 
 
 class Resampler:
@@ -66,7 +67,7 @@ class Resampler:
         self._stream: soxr.ResampleStream | None = None
         if in_rate != out_rate:
             self._stream = soxr.ResampleStream(in_rate, out_rate, channels, dtype="int16", quality=quality)
-        self._empty = _EMPTY_MONO if channels == 1 else _empty(channels)
+        self._empty = EMPTY_PCM if channels == 1 else _empty(channels)
 
     @property
     def passthrough(self) -> bool:

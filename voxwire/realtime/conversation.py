@@ -98,7 +98,7 @@ class Conversation:
     __slots__ = (
         "_ids",
         "_settings",
-        "_session",
+        "_own",
         "_session_id",
         "_expires_at",
         "conversation_id",
@@ -125,7 +125,7 @@ class Conversation:
         # expiry, is made when something reads it whole (session.created) or updates it. A call
         # whose client never opens the events channel never pays for the copy (~1.2 KB).
         self._settings = session_template(model, voice, instructions, defaults)
-        self._session: Session | None = None
+        self._own = False  # whether _settings is this conversation's copy yet
         self._session_id = ids("sess")
         self._expires_at = expires_at
         self.conversation_id = ids("conv")
@@ -138,10 +138,10 @@ class Conversation:
     @property
     def session(self) -> Session:
         """The effective session, this conversation's own."""
-        if self._session is None:
-            self._session = self._settings.model_copy(update={"id": self._session_id, "expires_at": self._expires_at})
-            self._settings = self._session
-        return self._session
+        if not self._own:
+            self._settings = self._settings.model_copy(update={"id": self._session_id, "expires_at": self._expires_at})
+            self._own = True
+        return self._settings
 
     @property
     def settings(self) -> Session:
@@ -213,7 +213,7 @@ class Conversation:
                 "Cannot change the model once a response has been created.",
                 param="session.model",
             )
-        self._session = self._settings = new
+        self._settings = new  # apply_update copied the conversation's own session: still its own
         return [SessionUpdatedEvent(event_id=self._ids("event"), session=new)]
 
     # -- items --------------------------------------------------------------------------------------

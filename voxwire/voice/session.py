@@ -46,7 +46,7 @@ import numpy as np
 from voxwire.agent.base import AgentOutput, AudioOut, Message, Pcm, TextOut, Turn, UserTranscript
 from voxwire.agent.turns import IdleTimeout, SpeechStarted, SpeechStopped, TurnCommitted, TurnEvent
 from voxwire.media.pipeline import OutboundAudio, SentFrame
-from voxwire.media.resample import Resampler
+from voxwire.media.resample import EMPTY_PCM, Resampler
 from voxwire.realtime.conversation import CancelReason, Conversation
 from voxwire.realtime.events import (
     EventError,
@@ -72,9 +72,6 @@ REALTIME_PCM_RATE = 24_000
 #: OpenAI rejects committing less than 100 ms of audio.
 MIN_COMMIT_MS = 100
 FRAME_MS = 20
-#: The last turn before there was one: read-only and shared by every call.
-_NO_AUDIO: Pcm = np.zeros(0, dtype=np.int16)
-_NO_AUDIO.flags.writeable = False
 
 
 # -- the turn detector, as the voice session needs it (voxwire.agent.turns.TurnDetector) ----------
@@ -188,7 +185,7 @@ class VoiceSession:
         self._input_samples = 0
         self._max_input = int(max_input_seconds * sample_rate)
         self._append_resampler: Resampler | None = None  # made by the first input_audio_buffer.append
-        self._last_turn: Pcm = _NO_AUDIO
+        self._last_turn: Pcm = EMPTY_PCM  # shared and read-only until the first turn
         self._responses: dict[str, _Response] = {}
         self._events: list[str] = []
         self._commands: list[Command] = []
