@@ -234,7 +234,7 @@ async def serve(opts: argparse.Namespace) -> None:
         transceiver = Transceiver(
             config,
             AGENTS[opts.agent](),
-            wallclock_offset=time.time() - loop.time(),
+            wallclock_offset=time.time() - time.monotonic(),
             ufrag_factory=relay.ufrag_factory if relay is not None else None,
         )
         if relay is None:

@@ -2,7 +2,13 @@
 
 The drain rule lives here and nowhere else: after feeding the core a datagram or a timeout, send
 every queued transmit, hand every event to the application, then re-arm ONE timer at the core's
-earliest deadline. Only this shell reads the loop clock (``loop.time()``, monotonic).
+earliest deadline. Only this shell reads the clock: :func:`time.monotonic`, the base of the loop's
+own clock, so deadlines go to ``loop.call_at`` as they are.
+
+Not ``loop.time()``: under uvloop that is libuv's millisecond clock, read once per loop iteration.
+Every datagram of a batch (uvloop reads up to 32 per wake-up) would carry one stamp, a batch's
+length stale: RTCP jitter reported to the client, packet arrival statistics and setup phase
+times would all be off by up to that much.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
+from time import monotonic
 from typing import Protocol
 
 from voxwire.wire.types import Address
@@ -47,7 +54,7 @@ class UdpShell(asyncio.DatagramProtocol):
         self.send_errors = 0
 
     def now(self) -> float:
-        return self.loop.time()
+        return monotonic()
 
     # -- asyncio callbacks ----------------------------------------------------------------------
 
@@ -63,7 +70,7 @@ class UdpShell(asyncio.DatagramProtocol):
                     sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.core.handle_datagram(data, (addr[0], addr[1]), self.loop.time())
+        self.core.handle_datagram(data, (addr[0], addr[1]), monotonic())
         self.drain()
 
     def error_received(self, exc: Exception) -> None:
@@ -102,8 +109,8 @@ class UdpShell(asyncio.DatagramProtocol):
             self._timer = self.loop.call_at(at, self._on_timer)
 
     def _on_timer(self) -> None:
-        # asyncio may run a handle up to one clock resolution early: treat it as due.
-        now = max(self.loop.time(), self._timer_at or 0.0)
+        # The loop may run a handle up to one clock resolution (uvloop: 1 ms) early: treat it as due.
+        now = max(monotonic(), self._timer_at or 0.0)
         self._timer = None
         self._timer_at = None
         self.core.handle_timeout(now)

@@ -272,7 +272,7 @@ async def run_transceiver(opts: argparse.Namespace) -> None:
     mode = auth_mode(opts, api_keys)
     loop = asyncio.get_running_loop()
     config = transceiver_config(opts, advertised(opts))
-    transceiver = Transceiver(config, AGENTS[opts.agent](), wallclock_offset=time.time() - loop.time(),
+    transceiver = Transceiver(config, AGENTS[opts.agent](), wallclock_offset=time.time() - time.monotonic(),
                               ufrag_factory=TokenUfragSource(minter, time.time))
     relayed = RelayedEndpoint(transceiver.endpoint, relays, max_clients=max(4 * opts.max_calls, 1024))
     _, shell = await loop.create_datagram_endpoint(lambda: UdpShell(relayed), local_addr=(opts.udp_host, opts.udp_port))

@@ -1,0 +1,75 @@
+"""The asyncio shell's clock, on uvloop as ``voxwire serve`` runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import uvloop
+
+from voxwire.testing.sockets import sockname, udp, until
+from voxwire.wire.types import Address
+
+WORK = 0.0005  # seconds each datagram keeps the loop busy
+
+
+class SlowCore:
+    """Records the time it is given for each datagram and takes ``WORK`` seconds over it."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def handle_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        self.stamps.append(now)
+        end = time.monotonic() + WORK
+        while time.monotonic() < end:
+            pass
+
+    def handle_timeout(self, now: float) -> None:
+        pass
+
+    def poll_transmit(self) -> tuple[bytes, Address] | None:
+        return None
+
+    def poll_timeout(self) -> float | None:
+        return None
+
+
+def test_each_datagram_of_a_batch_is_stamped_when_it_is_handled() -> None:
+    """uvloop reads several queued datagrams per wake-up and its ``loop.time()`` is a millisecond
+    clock read once per iteration: every datagram of a batch would get the batch's one stamp,
+    and RTCP jitter and arrival statistics would see a burst where the packets came apart."""
+
+    async def main() -> list[float]:
+        core = SlowCore()
+        shell = await udp(core)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for i in range(6):  # queued before the loop looks: one batch
+                sender.sendto(bytes([i]), sockname(shell))
+            await until(lambda: len(core.stamps) == 6)
+        assert shell.transport is not None
+        shell.transport.close()
+        return core.stamps
+
+    stamps = uvloop.run(main())
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert min(gaps) >= WORK * 0.9, gaps  # each stamp is the time of its own turn
+
+
+def test_the_shell_clock_is_the_loop_clock_s_base_with_sub_millisecond_resolution() -> None:
+    async def main() -> tuple[float, float, float]:
+        shell = await udp(SlowCore())
+        loop = asyncio.get_running_loop()
+        first = shell.now()
+        end = first + 0.0003
+        while time.monotonic() < end:
+            pass
+        second, loop_now = shell.now(), loop.time()
+        assert shell.transport is not None
+        shell.transport.close()
+        return first, second, loop_now
+
+    first, second, loop_now = uvloop.run(main())
+    assert 0.0003 <= second - first < 0.01
+    assert abs(loop_now - second) < 0.05  # deadlines from shell.now() can go to loop.call_at as they are
