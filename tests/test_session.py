@@ -241,6 +241,31 @@ def test_two_sessions_share_one_socket(certs):
     assert call_b.session.remote == ("192.0.2.11", 40000)
 
 
+def test_the_endpoint_sends_its_sessions_datagrams_in_the_order_they_were_made(certs):
+    """One outbox for all sessions: what the calls queue leaves in order, each to its own client,
+    and a closing call's last datagram (its RTCP BYE) leaves before the call is taken out."""
+    net, transceiver, client_a, id_a = make_pair(certs)
+    client_b = TestClient(certs[1], net.now, rng=random.Random(99), ssrc=0x0BADCAFE)
+    call_b, answer = transceiver.create_call(client_b.offer(), net.now)
+    client_b.answer(answer, net.now)
+    net.add(("192.0.2.11", 40000), client_b)
+    endpoint, call_a = transceiver.endpoint, transceiver.calls[id_a]
+    net.run_until(lambda: call_a.session.srtp is not None and call_b.session.srtp is not None, timeout=2)
+    while endpoint.poll_transmit() is not None:
+        pass
+    assert call_b.session.send_audio(b"\xf8b", 960, False, net.now)
+    assert call_a.session.send_audio(b"\xf8a", 960, False, net.now)
+    assert call_b.session.send_audio(b"\xf8c", 1920, False, net.now)
+    assert [addr for _, addr in iter(endpoint.poll_transmit, None)] == [("192.0.2.11", 40000), CLIENT, ("192.0.2.11", 40000)]
+    transceiver.end_call(call_b.call_id, net.now)
+    last = endpoint.poll_transmit()
+    assert last is not None and last[1] == ("192.0.2.11", 40000) and last[0][1] == 200  # SR, then BYE
+    assert endpoint.poll_transmit() is None  # all sent: the closed call leaves the endpoint
+    transceiver.collect()
+    assert call_b.call_id not in transceiver.calls and len(endpoint) == 1
+    assert call_a.session.poll_transmit() is None  # nothing queued privately: all went through the outbox
+
+
 def test_follows_a_client_that_moves_to_another_pair(certs):
     net, transceiver, client, call_id = make_pair(certs)
     call = transceiver.calls[call_id]

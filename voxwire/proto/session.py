@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import random
+from collections import deque
 from dataclasses import dataclass, field, replace
 
 from voxwire.proto.certificate import Certificate
@@ -181,7 +182,7 @@ class Session:
     inbound: ReceiverStats | None = field(init=False, repr=False)
     outbound: _Outbound = field(init=False, repr=False)
     rtcp: RtcpScheduler | None = field(init=False, repr=False)
-    _transmits: list[tuple[bytes, Address]] = field(init=False, repr=False)
+    _transmits: deque[tuple[bytes, Address]] = field(init=False, repr=False)
     _events: list[SessionEvent] = field(init=False, repr=False)
     closed_reason: str | None = field(init=False, repr=False)
 
@@ -206,7 +207,7 @@ class Session:
             stats=SenderStats(Ssrc(p.local_ssrc), OPUS_CLOCK_RATE),
         )
         self.rtcp = None
-        self._transmits = []
+        self._transmits = deque()
         self._events = []
         self.closed_reason = None
 
@@ -271,7 +272,15 @@ class Session:
         return best
 
     def poll_transmit(self) -> tuple[bytes, Address] | None:
-        return self._transmits.pop(0) if self._transmits else None
+        transmits = self._transmits
+        return transmits.popleft() if transmits else None
+
+    def share_transmits(self, outbox: deque[tuple[bytes, Address]]) -> None:
+        """Queue this session's datagrams on ``outbox`` from now on, after what already waits
+        there: the :class:`~voxwire.proto.endpoint.Endpoint` gives all its sessions one queue, so
+        sending needs no walk over sessions. :meth:`poll_transmit` then drains the shared queue."""
+        outbox.extend(self._transmits)
+        self._transmits = outbox
 
     def poll_event(self) -> SessionEvent | None:
         return self._events.pop(0) if self._events else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 from typing import Any
@@ -193,6 +194,9 @@ class Call:
 
     def poll_transmit(self) -> tuple[bytes, Address] | None:
         return self.session.poll_transmit()
+
+    def share_transmits(self, outbox: deque[tuple[bytes, Address]]) -> None:
+        self.session.share_transmits(outbox)
 
     # -- application ----------------------------------------------------------------------------
 
