@@ -45,12 +45,14 @@ that slope is the CPU-bound estimate of sessions per core.
 Then media flows for 3 s and the RSS is read again (buffers, codec state touched by audio).
 
 **Setup under load** (voxwire passthrough, the server that carries 200 calls): the setup times of
-100 calls added at 20/s with nothing running, against 100 added the same way while 200 calls
-stream audio (POST -> SRTP keys, p50 and p99, and the p99 of each phase: POST -> answer, answer
--> first check response, check response -> keys). The probe calls keep their media idle and are
-hung up once measured, so they add setups and not load; 100 of them make the p99 more than the
-largest of a handful. They come from the generator process, as the running calls do: a probe from
-a process of its own had worse tails (it waits for core 1 behind the generator).
+3 rounds of 100 calls added at 20/s with nothing running, against 3 x 100 added the same way while
+200 calls stream audio (POST -> SRTP keys, p50 and p99 over the 300, each round's p99, and the p99
+of each phase: POST -> answer, answer -> first check response, check response -> keys). The
+probe calls keep their media idle and are hung up once measured, so they add setups and not load.
+They come from the generator process, as the running calls do: a probe from a process of its own
+had worse tails (it waits for core 1 behind the generator). The same setups as the server timed
+them (its dashboard's per-call timeline: offer request start -> answer made -> DTLS connected)
+are given beside them, to tell the server's share from the generator's.
 
 Writes bench/out/capacity.json, bench/out/capacity.md and bench/out/capacity.png.
 """
@@ -426,22 +428,64 @@ async def settle_level(name: str, gen: LoadGen, pid: int, window: float, first: 
     return lv, lv.verdict
 
 
-#: Setup probes: this many calls, at this rate, with idle media (they add setups, not load), hung
-#: up once measured; once with nothing running and once at the first level of SETUP_UNDER_LOAD calls.
+#: Setup probes: SETUP_ROUNDS rounds of this many calls, at this rate, with idle media (they add
+#: setups, not load), each round hung up once measured; once with nothing running and once at the
+#: first level of SETUP_UNDER_LOAD calls. The p99 of one round of 100 is its one or two slowest
+#: setups, and on this shared machine one stall moved it 2-3x between runs of the same commit:
+#: the percentiles are over all rounds' calls, with each round's p99 listed beside them.
 SETUP_PROBES = 100
+SETUP_ROUNDS = 3
 SETUP_PROBE_RATE = 20.0
 SETUP_UNDER_LOAD = 200
 
 
 async def setup_probe(gen: LoadGen) -> dict[str, Any]:
-    gen.config.media_on_connect = False
-    try:
-        calls = await gen.ramp(SETUP_PROBES, SETUP_PROBE_RATE)
-    finally:
-        gen.config.media_on_connect = True
-    await gen.hang_up(calls)
-    await asyncio.sleep(0.5)
-    return _setup_summary(calls)
+    calls: list[LoadClient] = []
+    rounds: list[float | None] = []
+    server_side: dict[str, list[float]] = {}
+    for _ in range(SETUP_ROUNDS):
+        gen.config.media_on_connect = False
+        try:
+            probe = await gen.ramp(SETUP_PROBES, SETUP_PROBE_RATE)
+        finally:
+            gen.config.media_on_connect = True
+        for key, values in (await server_setup_times(gen.config.url, probe)).items():
+            server_side.setdefault(key, []).extend(values)
+        await gen.hang_up(probe)
+        await asyncio.sleep(0.5)
+        calls += probe
+        rounds.append(_setup_summary(probe)["keys_p99_ms"])
+    out = {**_setup_summary(calls), "keys_p99_ms_rounds": rounds}
+    for key, values in server_side.items():
+        out[f"server_{key}_p50_ms"], out[f"server_{key}_p99_ms"] = _r(percentile(values, 50)), _r(percentile(values, 99))
+    return out
+
+
+async def server_setup_times(url: str, calls: list[LoadClient]) -> dict[str, list[float]]:
+    """The same setups as the server timed them (its dashboard's per-call timeline, ms):
+    ``keys``, the offer request's start -> DTLS connected, and ``answer``, its start -> the call
+    made. The client's figures add the load generator's own delays -- its process shares core 1
+    with the calls it runs -- which a real client on its own device does not have. Empty for
+    servers without the dashboard (aiortc)."""
+    import aiohttp
+
+    keys: list[float] = []
+    answer: list[float] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        for call in calls:
+            if call.error is not None or call.url is None:
+                continue
+            try:
+                async with http.get(f"{url}/dashboard/api/sessions/{call.url.rstrip('/').rsplit('/', 1)[-1]}") as resp:
+                    if resp.status != 200:
+                        return {}
+                    timeline = (await resp.json())["timeline_ms"]
+            except (aiohttp.ClientError, KeyError, ValueError):
+                return {}
+            if timeline.get("signaling") is not None and timeline.get("connected") is not None:
+                keys.append(timeline["signaling"] + timeline["connected"])
+                answer.append(timeline["signaling"])
+    return {"keys": keys, "answer": answer} if keys else {}
 
 
 def _setup_summary(calls: list[LoadClient]) -> dict[str, Any]:
@@ -539,6 +583,16 @@ def table(results: list[Result]) -> str:
             f"p99 of POST -> answer {i['answer_p99_ms']} vs {lo['answer_p99_ms']}, ICE {i['ice_p99_ms']} vs "
             f"{lo['ice_p99_ms']}, DTLS {i['dtls_p99_ms']} vs {lo['dtls_p99_ms']} ms"
         )
+        lines.append(f"  p99 of each round of {SETUP_PROBES}: idle {i.get('keys_p99_ms_rounds')}, "
+                     f"loaded {lo.get('keys_p99_ms_rounds')} ms")
+        if i.get("server_keys_p99_ms") and lo.get("server_keys_p99_ms"):
+            lines.append(
+                f"the same setups as the server timed them (request start -> keys) p50 / p99: idle "
+                f"{i['server_keys_p50_ms']} / {i['server_keys_p99_ms']} ms, loaded {lo['server_keys_p50_ms']} / "
+                f"{lo['server_keys_p99_ms']} ms ({lo['server_keys_p99_ms'] / i['server_keys_p99_ms']:.1f}x); of which "
+                f"the offer request (start -> answer made) p50 / p99: {i['server_answer_p50_ms']} / "
+                f"{i['server_answer_p99_ms']} vs {lo['server_answer_p50_ms']} / {lo['server_answer_p99_ms']} ms"
+            )
     lines.append("")
     lines.append("| server | calls | verdict (windows) | server CPU % | wait % | RSS MB | loadgen CPU % | loadgen wait % "
                  "| gen late ms | lost | late | max late ms | delay p50 ms | setup keys p99 ms |")
