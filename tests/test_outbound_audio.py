@@ -122,6 +122,16 @@ def test_a_live_stream_does_not_keep_the_delay_of_a_stall() -> None:
     assert max(fast[:30]) < 1e-9 and max(fast[33:60]) < 1e-9 and max(fast[63:]) < 1e-9
 
 
+def test_a_live_stream_with_jitter_leaves_as_it_arrives() -> None:
+    # Frames every 20 ms with up to 2 ms of jitter either way. The talkspurt's grid is anchored
+    # on its first frame, which came 1.5 ms late: no later frame waits for a tick of that phase
+    # (a timer, and delay; with a 5 ms allowance, most of these did).
+    jitter = [0.0015, -0.002, 0.001, -0.0005, 0.0019, -0.0015, 0.0003, -0.001, 0.002, -0.0018] * 10
+    arrivals = [0.1 + 0.02 * i + j for i, j in enumerate(jitter)]
+    waits = delays_of_a_live_stream(arrivals, catch_up=True)
+    assert len(waits) == 100 and max(waits) < 1e-9
+
+
 def test_a_response_keeps_its_grid() -> None:
     out = OutboundAudio(RATE, MediaConfig(), initial_timestamp=0)
     out.start(0.0)
