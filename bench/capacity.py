@@ -463,10 +463,11 @@ async def setup_probe(gen: LoadGen) -> dict[str, Any]:
 
 async def server_setup_times(url: str, calls: list[LoadClient]) -> dict[str, list[float]]:
     """The same setups as the server timed them (its dashboard's per-call timeline, ms):
-    ``keys``, the offer request's start -> DTLS connected, and ``answer``, its start -> the call
-    made. The client's figures add the load generator's own delays -- its process shares core 1
-    with the calls it runs -- which a real client on its own device does not have. Empty for
-    servers without the dashboard (aiortc)."""
+    ``keys``, the offer request's start -> DTLS connected, and ``answer``, the request's start ->
+    its handler done (answer made). The client's figures add the load generator's own delays --
+    its process shares core 1 with the calls it runs -- which a real client on its own device does
+    not have. A call the server no longer knows is skipped; empty when the server has no dashboard
+    (aiortc: its first answer is not a 200)."""
     import aiohttp
 
     keys: list[float] = []
@@ -478,12 +479,15 @@ async def server_setup_times(url: str, calls: list[LoadClient]) -> dict[str, lis
             try:
                 async with http.get(f"{url}/dashboard/api/sessions/{call.url.rstrip('/').rsplit('/', 1)[-1]}") as resp:
                     if resp.status != 200:
-                        return {}
+                        if not keys:
+                            return {}
+                        continue
                     timeline = (await resp.json())["timeline_ms"]
-            except (aiohttp.ClientError, KeyError, ValueError):
-                return {}
-            if timeline.get("signaling") is not None and timeline.get("connected") is not None:
-                keys.append(timeline["signaling"] + timeline["connected"])
+            except (aiohttp.ClientError, TimeoutError, KeyError, ValueError):
+                continue
+            request, connected = timeline.get("request"), timeline.get("connected")
+            if request is not None and connected is not None and timeline.get("signaling") is not None:
+                keys.append(connected - request)  # request <= 0: before the call was made
                 answer.append(timeline["signaling"])
     return {"keys": keys, "answer": answer} if keys else {}
 

@@ -114,6 +114,9 @@ def test_metrics_parse_and_move_with_calls(certs):
         assert value(during, "voxwire_udp_bytes_total", direction="out", kind="dtls") > 0
         for phase in ("signaling", "ice", "dtls", "setup", "first_audio_in"):
             assert value(during, "voxwire_call_setup_phase_seconds_count", phase=phase) == 1, phase
+        timeline = (await (await http.get(f"/dashboard/api/sessions/{call_id}", headers=AUTH)).json())["timeline_ms"]
+        # The offer request started before the call was made, and its handler ended after.
+        assert timeline["request"] is not None and -timeline["request"] <= timeline["signaling"] < 1000
         await until(lambda: value(scrape(), "voxwire_call_setup_phase_seconds_count", phase="datachannel") == 1)
 
         # Garbage on the media socket is a drop, counted by reason: from a stranger (the endpoint

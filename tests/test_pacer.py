@@ -177,3 +177,24 @@ def test_pull_in_also_serves_a_frame_queued_after_the_queue_ran_dry() -> None:
     p.push("b")  # 5 ms later, 15 ms before its tick
     assert p.pull_in(0.005, 0.005) and p.poll_timeout() == pytest.approx(0.005)
     assert [f.frame for f in p.handle_timeout(0.005)] == ["b"]
+
+
+def test_a_late_allowance_lets_a_frame_just_into_the_next_slot_continue_its_talkspurt() -> None:
+    for allowance, continues in ((0.0, False), (0.005, True)):
+        p: Pacer[str] = Pacer(late_allowance=allowance)
+        p.start(0.0)
+        p.push("a")
+        p.handle_timeout(0.0)  # sent; the queue ran dry
+        p.push("b")  # its tick was at 20 ms; it comes 23 ms late, 3 ms into the slot after its own
+        [b] = p.handle_timeout(0.043)
+        assert (b.timestamp == 960, b.marker) == (continues, not continues)
+        assert p.counters.silent_ticks == (0 if continues else 1)
+    p = Pacer(late_allowance=0.005)
+    p.start(0.0)
+    p.push("a")
+    p.handle_timeout(0.0)
+    p.push("c")  # 26 ms late: beyond the allowance, a new talkspurt as before
+    [c] = p.handle_timeout(0.046)
+    assert c.marker and c.timestamp == 1920
+    with pytest.raises(ValueError, match="late_allowance"):
+        Pacer(late_allowance=0.02)

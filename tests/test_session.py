@@ -263,7 +263,9 @@ def test_the_endpoint_sends_its_sessions_datagrams_in_the_order_they_were_made(c
     assert endpoint.poll_transmit() is None  # all sent: the closed call leaves the endpoint
     transceiver.collect()
     assert call_b.call_id not in transceiver.calls and len(endpoint) == 1
-    assert call_a.session.poll_transmit() is None  # nothing queued privately: all went through the outbox
+    # Taken out, the call's session queues on its own again: nothing more reaches the socket.
+    assert call_b.session.send_audio(b"\xf8d", 2880, False, net.now)
+    assert endpoint.poll_transmit() is None and call_b.session.poll_transmit() is not None
 
 
 def test_follows_a_client_that_moves_to_another_pair(certs):

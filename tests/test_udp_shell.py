@@ -37,9 +37,9 @@ class SlowCore:
 
 
 def test_each_datagram_of_a_batch_is_stamped_when_it_is_handled() -> None:
-    """uvloop reads several queued datagrams per wake-up and its ``loop.time()`` is a millisecond
-    clock read once per iteration: every datagram of a batch would get the batch's one stamp,
-    and RTCP jitter and arrival statistics would see a burst where the packets came apart."""
+    """uvloop reads several queued datagrams per wake-up and its ``loop.time()`` counts whole
+    milliseconds: the datagrams of a batch would share a stamp, and RTCP jitter and arrival
+    statistics would see a burst where the packets came apart."""
 
     async def main() -> list[float]:
         core = SlowCore()

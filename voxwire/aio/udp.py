@@ -5,10 +5,10 @@ every queued transmit, hand every event to the application, then re-arm ONE time
 earliest deadline. Only this shell reads the clock: :func:`time.monotonic`, the base of the loop's
 own clock, so deadlines go to ``loop.call_at`` as they are.
 
-Not ``loop.time()``: under uvloop that is libuv's millisecond clock, read once per loop iteration.
-Every datagram of a batch (uvloop reads up to 32 per wake-up) would carry one stamp, a batch's
-length stale: RTCP jitter reported to the client, packet arrival statistics and setup phase
-times would all be off by up to that much.
+Not ``loop.time()``: under uvloop that is libuv's clock in whole milliseconds. Every datagram of
+a batch handled within one millisecond (uvloop reads up to 32 per wake-up) would carry one stamp,
+and every time the transceiver keeps would be off by up to a millisecond: the RTCP jitter reported
+to the client, packet arrival statistics, setup phase times.
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ empty the pacer does not ask to be woken (:meth:`poll_timeout` is ``None``); aft
 asks for the next tick, which may already be past: the frame then goes out at once in the
 current tick's slot, so the first frame of a response waits for no timer. A frame pushed less than
 one frame after its tick was due still continues the talkspurt (contiguous timestamps, no marker);
-after a longer gap the grid is re-anchored on the new talkspurt's first frame.
+after a longer gap the grid is re-anchored on the new talkspurt's first frame. ``late_allowance``
+stretches "less than one frame" by that much (a live stream, whose grid sits on its earliest
+frames: see below).
 
 **Live streams.** A stream played as it arrives (an echo, a pass-through) should leave as soon as
 it arrives, but the grid keeps the phase of the talkspurt's first frame. After a stall
@@ -97,6 +99,7 @@ class Pacer(Generic[T]):
         "samples_per_frame",
         "capacity",
         "max_burst",
+        "late_allowance",
         "initial_timestamp",
         "counters",
         "_queue",
@@ -113,6 +116,7 @@ class Pacer(Generic[T]):
         capacity: int = 3000,
         initial_timestamp: int = 0,
         max_burst: int = 2,
+        late_allowance: float = 0.0,
     ) -> None:
         samples = frame_duration * clock_rate
         if frame_duration <= 0 or abs(samples - round(samples)) > 1e-6 or round(samples) < 1:
@@ -123,11 +127,14 @@ class Pacer(Generic[T]):
             raise ValueError(f"capacity must be >= 1, not {capacity}")
         if max_burst < 1:
             raise ValueError(f"max_burst must be >= 1, not {max_burst}")
+        if not 0.0 <= late_allowance < frame_duration:
+            raise ValueError(f"late_allowance must be in [0, frame_duration), not {late_allowance}")
         self.frame_duration = frame_duration
         self.clock_rate = clock_rate
         self.samples_per_frame = round(samples)
         self.capacity = capacity
         self.max_burst = max_burst
+        self.late_allowance = late_allowance
         self.initial_timestamp = initial_timestamp
         self.counters = PacerCounters()
         # A deque costs 760 bytes empty, so a pacer that never had a frame (an idle call) shares
@@ -239,6 +246,8 @@ class Pacer(Generic[T]):
             return []
         c = self.counters
         if self._idle:
+            if due == 2 and self._slot(now - self.late_allowance) < slot:
+                slot, due = self._tick, 1  # into the next slot by less than the allowance: no gap
             # Nobody woke us for the ticks since the queue ran dry: they were silence.
             if due > 1:
                 c.silent_ticks += due - 1

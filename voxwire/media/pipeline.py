@@ -42,6 +42,11 @@ FRAME_SECONDS = 0.02
 #: noise (68-80% both ways). A response's frames are queued ahead and keep their grid (catch_up
 #: only moves it for a live stream).
 MAX_LIVE_WAIT = 0.0
+#: How far into the next tick's slot a frame may arrive after the queue ran dry and still continue
+#: its talkspurt (no marker, no skipped timestamp; Pacer's ``late_allowance``). Moved to each early
+#: frame, a live stream's grid sits on its earliest arrivals, where it used to sit up to
+#: MAX_LIVE_WAIT's former 5 ms later: this keeps the tolerance for a late frame at 25 ms.
+LIVE_LATE_ALLOWANCE = 0.005
 #: Longest run of lost packets concealed frame by frame (16 = 320 ms); longer gaps reset the stream.
 MAX_CONCEALED = 16
 
@@ -193,7 +198,9 @@ class OutboundAudio:
         self.frame_samples = round(rate * FRAME_SECONDS)
         # A queued frame is 20 ms of PCM (encoded at its tick) or an already encoded Opus payload.
         self.pacer: Pacer[tuple[Pcm | bytes, str | None]] = Pacer(
-            initial_timestamp=initial_timestamp, capacity=round(config.max_queued / FRAME_SECONDS)
+            initial_timestamp=initial_timestamp,
+            capacity=round(config.max_queued / FRAME_SECONDS),
+            late_allowance=LIVE_LATE_ALLOWANCE,
         )
         self._partial = np.zeros(0, dtype=np.int16)
         self._partial_tag: str | None = None

@@ -67,6 +67,7 @@ class CallRecord:
         "first_seen",
         "trace",
         "signaling",
+        "requested",
         "datachannel_open",
         "vad_speaking",
         "assistant_playing",
@@ -95,6 +96,8 @@ class CallRecord:
         self.first_seen = now
         self.trace: CallTrace | None = monitor.tracer.call_trace(call.call_id, call.timeline.created)
         self.signaling: float | None = None
+        #: When the offer request that made the call started (monotonic), if signaling said.
+        self.requested: float | None = None
         self.datachannel_open: float | None = None
         self.vad_speaking = False
         self.assistant_playing = False
@@ -338,6 +341,7 @@ class CallRecord:
         return {
             **self.row(now, include_address),
             "timeline_ms": {
+                "request": since(self.requested),  # the offer request's start: before the call, <= 0
                 "signaling": _ms(self.signaling),
                 "first_check": since(tl.first_check),
                 "connected": since(tl.connected),
@@ -401,6 +405,7 @@ class CallMonitor:
         record = self._track(call)
         if request_started is not None and record.signaling is None:
             now = self.clock()
+            record.requested = request_started
             record.signaling = max(0.0, now - request_started)
             self.metrics.setup_phase.labels("signaling").observe(record.signaling)
             if record.trace is not None:

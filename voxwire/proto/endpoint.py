@@ -50,6 +50,8 @@ class Demuxable(Protocol):
 
     def share_transmits(self, outbox: deque[tuple[bytes, Address]]) -> None: ...
 
+    def unshare_transmits(self) -> None: ...
+
     @property
     def is_closed(self) -> bool: ...
 
@@ -203,6 +205,7 @@ class Endpoint(Generic[S]):
             for addr in self._addrs_of.pop(ufrag, ()):
                 self._by_addr.pop(addr, None)
             self._deadline.pop(ufrag, None)
+            session.unshare_transmits()  # what it queued is in the outbox; later datagrams are not
             self._removed.append(SessionRemoved(session))
             return
         deadline = session.poll_timeout()

@@ -279,8 +279,14 @@ class Session:
         """Queue this session's datagrams on ``outbox`` from now on, after what already waits
         there: the :class:`~voxwire.proto.endpoint.Endpoint` gives all its sessions one queue, so
         sending needs no walk over sessions. :meth:`poll_transmit` then drains the shared queue."""
-        outbox.extend(self._transmits)
-        self._transmits = outbox
+        if outbox is not self._transmits:
+            outbox.extend(self._transmits)
+            self._transmits = outbox
+
+    def unshare_transmits(self) -> None:
+        """Back to a queue of its own (the endpoint took this session out): nothing it still
+        queues reaches the endpoint's other sessions' queue."""
+        self._transmits = deque()
 
     def poll_event(self) -> SessionEvent | None:
         return self._events.pop(0) if self._events else None

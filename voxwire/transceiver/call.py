@@ -192,11 +192,11 @@ class Call:
                 best = deadline
         return best
 
-    def poll_transmit(self) -> tuple[bytes, Address] | None:
-        return self.session.poll_transmit()
-
     def share_transmits(self, outbox: deque[tuple[bytes, Address]]) -> None:
         self.session.share_transmits(outbox)
+
+    def unshare_transmits(self) -> None:
+        self.session.unshare_transmits()
 
     # -- application ----------------------------------------------------------------------------
 
