@@ -31,22 +31,26 @@ async def setup_probe(gen: LoadGen) -> dict[str, Any]:
     calls: list[LoadClient] = []
     rounds: list[float | None] = []
     server_side: dict[str, list[float]] = {}
-    for _ in range(SETUP_ROUNDS):
-        gen.config.media_on_connect = False
-        try:
+    gen.config.media_on_connect = False
+    try:
+        for _ in range(SETUP_ROUNDS):
             probe = await gen.ramp(SETUP_PROBES, SETUP_PROBE_RATE)
-        finally:
-            gen.config.media_on_connect = True
-        for key, values in (await server_setup_times(gen.config.url, probe)).items():
-            server_side.setdefault(key, []).extend(values)
-        await gen.hang_up(probe)
-        await asyncio.sleep(0.5)
-        calls += probe
-        rounds.append(_setup_summary(probe)["keys_p99_ms"])
+            for key, values in (await server_setup_times(gen.config.url, probe)).items():
+                server_side.setdefault(key, []).extend(values)
+            await gen.hang_up(probe)
+            await asyncio.sleep(0.5)
+            calls += probe
+            rounds.append(_setup_summary(probe)["keys_p99_ms"])
+    finally:
+        gen.config.media_on_connect = True
     out = {**_setup_summary(calls), "keys_p99_ms_rounds": rounds}
     for key, values in server_side.items():
-        out[f"server_{key}_p50_ms"], out[f"server_{key}_p99_ms"] = rounded(percentile(values, 50)), rounded(percentile(values, 99))
+        out |= _p50_p99(f"server_{key}", values)
     return out
+
+
+def _p50_p99(name: str, values: list[float]) -> dict[str, float | None]:
+    return {f"{name}_p50_ms": rounded(percentile(values, 50)), f"{name}_p99_ms": rounded(percentile(values, 99))}
 
 
 async def server_setup_times(url: str, calls: list[LoadClient]) -> dict[str, list[float]]:
@@ -87,6 +91,5 @@ def _setup_summary(calls: list[LoadClient]) -> dict[str, Any]:
     out: dict[str, Any] = {"calls": len(calls), "failed": len(calls) - len(ok)}
     for name, start, end in (("keys", "post", "keys"), ("answer", "post", "answer"), ("ice", "answer", "ice"),
                              ("dtls", "ice", "keys")):
-        times = [1000 * (getattr(c.timeline, end) - getattr(c.timeline, start)) for c in ok]
-        out[f"{name}_p50_ms"], out[f"{name}_p99_ms"] = rounded(percentile(times, 50)), rounded(percentile(times, 99))
+        out |= _p50_p99(name, [1000 * (getattr(c.timeline, end) - getattr(c.timeline, start)) for c in ok])
     return out

@@ -18,7 +18,7 @@ The endpoint merges its sessions' timers with a heap of ``(deadline, ufrag)`` en
 whenever a session is touched, so :meth:`poll_timeout` is O(1) and :meth:`handle_timeout` touches only
 the sessions that are due. Its sessions queue their datagrams on one shared outbox
 (``share_transmits``), in the order they made them: :meth:`poll_transmit` is one ``popleft``, not a
-walk over the sessions a datagram touched (measured: 14 Python calls fewer per media packet).
+walk over the sessions a datagram touched (3 Python calls fewer per media packet, cProfile).
 """
 
 from __future__ import annotations
