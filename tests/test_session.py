@@ -14,7 +14,7 @@ import pytest
 from voxwire.agent.echo import EchoAgent
 from voxwire.media.opus import OpusDecoder, OpusEncoder
 from voxwire.proto.certificate import Certificate
-from voxwire.proto.session import SessionConfig, State
+from voxwire.proto.session import Session, SessionConfig, State
 from voxwire.testing.client import TestClient
 from voxwire.testing.link import Link, LinkConfig, Network
 from voxwire.transceiver.service import Transceiver, TransceiverConfig
@@ -26,6 +26,21 @@ CLIENT = ("192.0.2.10", 50000)
 @pytest.fixture(scope="module")
 def certs() -> tuple[Certificate, Certificate]:
     return Certificate.generate(), Certificate.generate()
+
+
+@pytest.fixture(autouse=True)
+def remembered_timeout_is_always_fresh(monkeypatch):
+    """Every scenario here also checks the session's remembered deadline: after whatever just
+    happened (handshake, media, loss, consent expiry, alerts, ICE restart, hang-up), it equals
+    the earliest deadline computed afresh. A memo gone stale would sleep through a timer."""
+    remembered = Session.poll_timeout
+
+    def checked(self: Session) -> float | None:
+        answer = remembered(self)
+        assert answer == self._earliest_deadline(), f"stale session deadline in state {self.state}"
+        return answer
+
+    monkeypatch.setattr(Session, "poll_timeout", checked)
 
 
 def make_pair(

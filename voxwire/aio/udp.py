@@ -2,7 +2,10 @@
 
 The drain rule lives here and nowhere else: after feeding the core a datagram or a timeout, send
 every queued transmit, hand every event to the application, then re-arm ONE timer at the core's
-earliest deadline. Only this shell reads the clock: :func:`time.monotonic`, the base of the loop's
+earliest deadline. Datagrams drain once per read batch: the loop hands over every datagram that
+waits on the socket (uvloop reads up to 32 per wake-up), then the drain runs once for them all --
+the outbox goes out in one burst and the per-drain work (re-arming the timer, the application's
+hook) is paid per batch, not per datagram. Only this shell reads the clock: :func:`time.monotonic`, the base of the loop's
 own clock, so deadlines go to ``loop.call_at`` as they are.
 
 Not ``loop.time()``: under uvloop that is libuv's clock in whole milliseconds. Every datagram of
@@ -51,6 +54,7 @@ class UdpShell(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._drain_soon = False
         self.send_errors = 0
 
     def now(self) -> float:
@@ -71,7 +75,9 @@ class UdpShell(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.core.handle_datagram(data, (addr[0], addr[1]), monotonic())
-        self.drain()
+        if not self._drain_soon:  # the first of a batch: drain once the loop has read the rest
+            self._drain_soon = True
+            self.loop.call_soon(self._drain_batch)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (port unreachable from a client that left) are normal on a shared socket.
@@ -82,6 +88,10 @@ class UdpShell(asyncio.DatagramProtocol):
             self._timer.cancel()
 
     # -- the drain rule -------------------------------------------------------------------------
+
+    def _drain_batch(self) -> None:
+        self._drain_soon = False
+        self.drain()
 
     def drain(self) -> None:
         """Send every transmit, let the application collect events, re-arm the one timer."""

@@ -185,6 +185,10 @@ class Session:
     _transmits: deque[tuple[bytes, Address]] = field(init=False, repr=False)
     _events: list[SessionEvent] = field(init=False, repr=False)
     closed_reason: str | None = field(init=False, repr=False)
+    #: :meth:`poll_timeout`'s answer, kept while :attr:`_timeout_known`. Only SRTP media leaves
+    #: every timer as it was, and media is nearly every datagram: the endpoint asks after each.
+    _timeout: float | None = field(init=False, repr=False)
+    _timeout_known: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         p = self.params
@@ -210,6 +214,8 @@ class Session:
         self._transmits = deque()
         self._events = []
         self.closed_reason = None
+        self._timeout = None
+        self._timeout_known = False
 
     # -- driver shape ---------------------------------------------------------------------------
 
@@ -217,6 +223,8 @@ class Session:
         if self.state is State.CLOSED:
             return
         kind = classify(data)
+        if kind is not PacketKind.RTP:
+            self._timeout_known = False
         if kind is PacketKind.STUN:
             self._handle_stun(data, addr, now)
         elif not self.accepts(addr):
@@ -234,6 +242,7 @@ class Session:
     def handle_timeout(self, now: float) -> None:
         if self.state is State.CLOSED:
             return
+        self._timeout_known = False
         if self.connect_deadline is not None and now >= self.connect_deadline:
             self._close(now, "connect timeout")
             return
@@ -252,9 +261,15 @@ class Session:
             self._send_rtcp_report(now)
 
     def poll_timeout(self) -> float | None:
+        if not self._timeout_known:
+            self._timeout = self._earliest_deadline()
+            self._timeout_known = True
+        return self._timeout
+
+    def _earliest_deadline(self) -> float | None:
         if self.state is State.CLOSED:
             return None
-        # Asked after every datagram of every call: compare in place, allocate nothing.
+        # Compare in place, allocate nothing.
         best = self.connect_deadline
         d = self.alert_deadline
         if d is not None and (best is None or d < best):
@@ -327,6 +342,7 @@ class Session:
 
     def send_data(self, data: bytes) -> None:
         """Send DTLS application data (the SCTP layer's packets)."""
+        self._timeout_known = False
         self.dtls.send(data)
         self._drain_dtls_transmits()
 
@@ -336,6 +352,7 @@ class Session:
         Until the first valid check under the new credentials, media keeps flowing on the old pair
         (the client keeps using it, RFC 8445 §9); that check must come within ``connect_timeout``.
         """
+        self._timeout_known = False
         self._previous_ice = self.ice
         self.ice = IceLiteAgent(
             local_ufrag, local_pwd, remote_ufrag, IceConfig(consent_timeout=self.config.consent_timeout)
@@ -345,6 +362,7 @@ class Session:
 
     def close(self, now: float, reason: str = "closed by application") -> None:
         if self.state is not State.CLOSED:
+            self._timeout_known = False
             self._close(now, reason)
 
     # -- internals ------------------------------------------------------------------------------
@@ -434,6 +452,7 @@ class Session:
         self._events.append(AudioPacket(packet, now))
         if self.alert_deadline is not None:
             self.alert_deadline = None  # the client is still here: the alert was not its own
+            self._timeout_known = False
 
     def _handle_srtcp(self, data: bytes, now: float) -> None:
         if self.srtp is None:
@@ -496,6 +515,7 @@ class Session:
     def release_dtls(self) -> bool:
         """Free the DTLS connection once connected, for a call that carries no data channel
         (:meth:`DtlsTransport.release`: about 40 KB per call); True if released."""
+        self._timeout_known = False
         return self.state is State.CONNECTED and self.dtls.release()
 
     def _close(self, now: float, reason: str, *, peer_left: bool = False) -> None:
@@ -504,6 +524,7 @@ class Session:
             self.dtls.close(now)  # close_notify, unless released
             self._drain_dtls_transmits()
         self.state = State.CLOSED
+        self._timeout_known = False
         self.closed_reason = reason
         self.rtcp = None
         self._events.append(Closed(reason))
