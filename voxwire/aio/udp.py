@@ -74,7 +74,7 @@ class UdpShell(asyncio.DatagramProtocol):
                     sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.core.handle_datagram(data, (addr[0], addr[1]), monotonic())
+        self.core.handle_datagram(data, addr if len(addr) == 2 else (addr[0], addr[1]), monotonic())
         if not self._drain_soon:  # the first of a batch: drain once the loop has read the rest
             self._drain_soon = True
             self.loop.call_soon(self._drain_batch)

@@ -26,7 +26,7 @@ from voxwire.media.complexity import ComplexityPolicy
 from voxwire.media.pipeline import InboundAudio, MediaConfig, OutboundAudio
 from voxwire.proto import sctp
 from voxwire.proto.datachannel import ChannelClosed, ChannelMessage, ChannelOpen, DataChannelManager
-from voxwire.proto.session import AudioPacket, Closed, Connected, DataReceived, Session
+from voxwire.proto.session import AudioPacket, Closed, Connected, DataReceived, Session, State
 from voxwire.realtime.conversation import Conversation, random_ids
 from voxwire.voice.session import Command, ResponseInterrupted, TurnDetectorFactory, VoiceSession
 from voxwire.wire.types import Address
@@ -135,13 +135,14 @@ class Call:
 
     # -- what the endpoint needs ----------------------------------------------------------------
 
+    # The endpoint asks both after every datagram: one attribute hop each, not two properties.
     @property
     def local_ufrag(self) -> str:
-        return self.session.local_ufrag
+        return self.session.params.local_ufrag
 
     @property
     def is_closed(self) -> bool:
-        return self.session.is_closed
+        return self.session.state is State.CLOSED
 
     def accepts(self, addr: Address) -> bool:
         return self.session.accepts(addr)
@@ -235,6 +236,8 @@ class Call:
         """Move the voice layer's output along: commands to the application, server events to the
         client's event channel. Call after feeding the voice layer from outside (agent output)."""
         voice = self.voice
+        if not voice.has_output():
+            return  # the common case, after each frame sent: nothing to move
         while (command := voice.poll_command()) is not None:
             if not isinstance(command, ResponseInterrupted):
                 self._commands.append(command)
@@ -310,10 +313,11 @@ class Call:
         if got_audio:
             if self.timeline.first_audio_in is None:
                 self.timeline.first_audio_in = now
-            if self._on_packet is None and self.on_work is not None:
-                self._announce_work()  # decoded in work(), out of the datagram's turn
-                return
-            self._feed_agent(now)
+            if self._on_packet is None:  # else the packets went to the agent as they are
+                if self.on_work is not None:
+                    self._announce_work()  # decoded in work(), out of the datagram's turn
+                    return
+                self._feed_agent(now)
             # A streaming agent (echo, passthrough) queued a frame whose tick is already due: send
             # it now rather than through a timer round trip (the pacer decides, as at a timeout).
             if self._send_due_audio(now):
@@ -374,6 +378,7 @@ class Call:
             if self.session.send_audio(frame.payload, frame.timestamp, frame.marker, now):
                 if self.timeline.first_audio_out is None:
                     self.timeline.first_audio_out = now
-                self.voice.on_frame_sent(frame)
+                if frame.tag is not None:  # only a response's frames concern the voice layer
+                    self.voice.on_frame_sent(frame)
         if self.on_work is not None and self.outbound.needs_encoding():
             self._announce_work()  # encode the next frame ahead of its tick

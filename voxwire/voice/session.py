@@ -15,7 +15,7 @@ A :class:`VoiceSession` sits between three things that all belong to one call:
   :meth:`on_agent_output` / :meth:`on_agent_done`; the asyncio edge runs the agent's generator.
 
 Output audio is queued on the call's :class:`~voxwire.media.pipeline.OutboundAudio` tagged with its
-response id; the call reports every frame that actually leaves (:meth:`on_frame_sent`), which is
+response id; the call reports every such frame that actually leaves (:meth:`on_frame_sent`), which is
 what ``output_audio_buffer.started/stopped`` and truncation are based on: a truncated item keeps
 exactly the audio the user heard (RTP frames sent), never what was merely generated.
 
@@ -198,6 +198,10 @@ class VoiceSession:
 
     # -- outputs --------------------------------------------------------------------------------
 
+    def has_output(self) -> bool:
+        """Whether a server event or a command waits to be polled."""
+        return bool(self._events or self._commands)
+
     def poll_server_event(self) -> str | None:
         return self._events.pop(0) if self._events else None
 
@@ -292,7 +296,7 @@ class VoiceSession:
         self._maybe_stopped(response)
 
     def on_frame_sent(self, frame: SentFrame) -> None:
-        """A frame of output audio left (the call reports every one)."""
+        """A frame of output audio left (the call reports those of responses)."""
         if frame.tag is None:
             return
         response = self._responses.get(frame.tag)
