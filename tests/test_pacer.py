@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from voxwire.media.pacer import PacedFrame, Pacer, PacerFull
 
@@ -198,3 +200,64 @@ def test_a_late_allowance_lets_a_frame_just_into_the_next_slot_continue_its_talk
     assert c.marker and c.timestamp == 1920
     with pytest.raises(ValueError, match="late_allowance"):
         Pacer(late_allowance=0.02)
+
+
+def _state(pacer: Pacer[int]) -> tuple[object, ...]:
+    c = pacer.counters
+    return (pacer._t0, pacer._tick, pacer._idle, pacer._gap, len(pacer), pacer.poll_timeout(),
+            c.sent, c.silent_ticks, c.late_ticks, c.pulled_in, c.cleared)
+
+
+# Each step: (seconds since the previous one, what happens then).
+_STEPS = st.lists(
+    st.tuples(st.floats(0.0, 0.07), st.sampled_from(["frame", "frame", "frame", "timer", "clear"])),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=_STEPS, max_wait=st.sampled_from([0.0, 0.005]), allowance=st.sampled_from([0.0, 0.005]))
+def test_release_now_is_push_pull_in_and_timeout_in_one(steps, max_wait, allowance) -> None:
+    """A live stream's frame on the fast path leaves exactly as it would through the queue:
+    same frames (timestamp, marker, tick time) and the same pacer afterwards, whatever came
+    before (silences, stalls, early and late frames, a barge-in clear, frames still queued)."""
+    queued, fast = (Pacer[int](initial_timestamp=1000, late_allowance=allowance) for _ in range(2))
+    now = 0.0
+    queued.start(now)
+    fast.start(now)
+    for k, (gap, what) in enumerate(steps):
+        now += gap
+        if what == "clear":
+            outs = [[], []]
+            queued.clear()
+            fast.clear()
+        elif what == "timer":
+            outs = [p.handle_timeout(now) if (d := p.poll_timeout()) is not None and d <= now else []
+                    for p in (queued, fast)]
+        else:
+            outs = []
+            for pacer, shortcut in ((queued, False), (fast, True)):
+                paced = pacer.release_now(k, now, max_wait) if shortcut else None
+                if paced is not None:
+                    outs.append([paced])
+                    continue
+                pacer.push(k)
+                pacer.pull_in(now, max_wait)
+                # After a pull-in the tick time may sit a rounding error above now (the queue
+                # path would wait for a timer that fires at once); the fast path sends it.
+                deadline = pacer.poll_timeout()
+                outs.append(pacer.handle_timeout(now) if deadline is not None and deadline <= now + 1e-9 else [])
+        assert outs[0] == outs[1], f"step {k} ({what} at {now:.4f})"
+        assert _state(queued) == _state(fast), f"step {k} ({what} at {now:.4f})"
+
+
+def test_release_now_declines_when_frames_wait_or_before_start() -> None:
+    pacer = Pacer[int]()
+    assert pacer.release_now(0, 0.0, 0.0) is None  # not started
+    pacer.start(0.0)
+    pacer.push(1)
+    assert pacer.release_now(2, 0.0, 0.0) is None  # one waits: it goes first
+    assert len(pacer) == 1
+    assert [f.frame for f in pacer.handle_timeout(0.0)] == [1]
+    paced = pacer.release_now(2, 0.021, 0.0)
+    assert paced is not None and (paced.frame, paced.timestamp, paced.marker) == (2, 960, False)

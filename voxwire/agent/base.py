@@ -102,9 +102,9 @@ class AgentSession(Protocol):
     """One call's agent. Besides the methods below, a session may define these optional hooks (the
     call looks them up once, when the session starts):
 
-    ``on_packet(payload: bytes, rtp_timestamp: int) -> None``
-        Take the caller's Opus packets as they arrive, undecoded, instead of ``on_audio``
-        (``passthrough``).
+    ``on_packet(payload: bytes, rtp_timestamp: int, now: float) -> None``
+        Take the caller's Opus packets as they arrive (at ``now``), undecoded, instead of
+        ``on_audio`` (``passthrough``).
 
     ``interrupted(response_id: str, audio_end_ms: int) -> None``
         The playback of the response answering ``Turn.response_id`` was cut short (the user spoke

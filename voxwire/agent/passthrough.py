@@ -17,8 +17,9 @@ from voxwire.agent.base import DEFAULT_SAMPLE_RATE, AgentOutput, AgentSession, C
 
 
 class EncodedCallContext(CallContext, Protocol):
-    def play_encoded(self, payload: bytes) -> None:
-        """Queue one 20 ms Opus payload as it is, outside any response."""
+    def play_encoded(self, payload: bytes, now: float | None = None) -> None:
+        """Queue one 20 ms Opus payload as it is, outside any response; with ``now``, it may
+        leave at once."""
 
 
 class PassthroughSession:
@@ -28,9 +29,9 @@ class PassthroughSession:
     def __init__(self, ctx: EncodedCallContext) -> None:
         self._play = ctx.play_encoded
 
-    def on_packet(self, payload: bytes, rtp_timestamp: int) -> None:
-        """One inbound Opus payload, undecoded, in arrival order."""
-        self._play(payload)
+    def on_packet(self, payload: bytes, rtp_timestamp: int, now: float) -> None:
+        """One inbound Opus payload, undecoded, in arrival order, as it arrives at ``now``."""
+        self._play(payload, now)
 
     def on_audio(self, pcm: Pcm, now: float) -> None:
         pass  # the call sends us packets, never PCM

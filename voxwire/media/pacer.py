@@ -246,21 +246,8 @@ class Pacer(Generic[T]):
             return []
         c = self.counters
         if self._idle:
-            if due == 2 and self._slot(now - self.late_allowance) < slot:
-                slot, due = self._tick, 1  # into the next slot by less than the allowance: no gap
-            # Nobody woke us for the ticks since the queue ran dry: they were silence.
-            if due > 1:
-                c.silent_ticks += due - 1
-                self._gap = True
-                # A new talkspurt: re-anchor the grid on this frame, so that its followers may
-                # arrive up to one whole frame late (network jitter on an echo, a model's uneven
-                # output) without a timestamp jump and a marker in the middle of speech. Media
-                # time then lags the clock by under one frame per talkspurt, which only shortens
-                # the silence the receiver sees; the SR maps RTP time to wallclock regardless.
-                self._t0 = now - slot * self.frame_duration
-            self._tick = slot
+            self._wake(now, slot, due)
             due = 1
-            self._idle = False
         elif due > self.max_burst:
             c.late_ticks += due - self.max_burst
             self._tick = slot - self.max_burst + 1
@@ -269,22 +256,60 @@ class Pacer(Generic[T]):
         out: list[PacedFrame[T]] = []
         queue = self._queue
         for _ in range(due):
-            tick = self._tick
-            self._tick = tick + 1
             if queue:
-                out.append(
-                    PacedFrame(
-                        queue.popleft(),
-                        self.initial_timestamp + tick * self.samples_per_frame,
-                        self._gap,
-                        self._t0 + tick * self.frame_duration,
-                    )
-                )
-                self._gap = False
+                out.append(self._paced(queue.popleft()))
             else:
+                self._tick += 1
                 c.silent_ticks += 1
                 self._gap = True
         c.sent += len(out)
         if not queue:
             self._idle = True
         return out
+
+    def release_now(self, frame: T, now: float, max_wait: float) -> PacedFrame[T] | None:
+        """What ``push(frame)``, ``pull_in(now, max_wait)`` and ``handle_timeout(now)`` release
+        together, without the queue, when ``frame`` finds the pacer idle with nothing queued and
+        its tick due once pulled in: a live stream's frame that leaves as it arrives, the common
+        case. Otherwise ``None`` and nothing changed: :meth:`push` the frame."""
+        t0 = self._t0
+        if t0 is None or not self._idle or self._queue:
+            return None
+        due_at = t0 + self._tick * self.frame_duration
+        if due_at - now > max_wait:  # pull_in()
+            self._t0 = t0 - (due_at - now)
+            self.counters.pulled_in += 1
+        elif due_at > now:
+            return None  # due within max_wait: it waits for its tick, queued
+        slot = self._slot(now)
+        self._wake(now, slot, slot - self._tick + 1)
+        paced = self._paced(frame)
+        self.counters.sent += 1
+        self._idle = True
+        return paced
+
+    def _wake(self, now: float, slot: int, due: int) -> None:
+        """The first tick since the queue ran dry is due (``due`` ticks have passed since the
+        last one handled, the latest in ``slot``): the ticks nobody woke for were silence."""
+        if due == 2 and self._slot(now - self.late_allowance) < slot:
+            slot, due = self._tick, 1  # into the next slot by less than the allowance: no gap
+        if due > 1:
+            self.counters.silent_ticks += due - 1
+            self._gap = True
+            # A new talkspurt: re-anchor the grid on this frame, so that its followers may
+            # arrive up to one whole frame late (network jitter on an echo, a model's uneven
+            # output) without a timestamp jump and a marker in the middle of speech. Media
+            # time then lags the clock by under one frame per talkspurt, which only shortens
+            # the silence the receiver sees; the SR maps RTP time to wallclock regardless.
+            self._t0 = now - slot * self.frame_duration
+        self._tick = slot
+        self._idle = False
+
+    def _paced(self, frame: T) -> PacedFrame[T]:
+        """``frame`` for the next tick, which it consumes."""
+        tick, t0 = self._tick, self._t0
+        assert t0 is not None, "a frame is paced only once started"
+        self._tick = tick + 1
+        paced = PacedFrame(frame, self.initial_timestamp + tick * self.samples_per_frame, self._gap, t0 + tick * self.frame_duration)
+        self._gap = False
+        return paced

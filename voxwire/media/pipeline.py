@@ -250,6 +250,17 @@ class OutboundAudio:
             self._partial_tag = tag
         self._push(payload, tag)
 
+    def release_now(self, payload: bytes, now: float) -> SentFrame | None:
+        """One Opus payload of a live stream (no tag) that may leave at once: the frame, stamped,
+        when nothing waits before it and its tick has come (:meth:`Pacer.release_now`); else
+        ``None``, and :meth:`play_encoded` queues it."""
+        if self._partial_tag is not None:
+            return None  # a response's last partial frame goes first
+        paced = self.pacer.release_now((payload, None), now, MAX_LIVE_WAIT)
+        if paced is None:
+            return None
+        return SentFrame(payload, paced.timestamp & 0xFFFFFFFF, paced.marker, None)
+
     def finish(self) -> None:
         """Queue the last partial frame of the current tag, padded with silence."""
         if len(self._partial):

@@ -23,7 +23,7 @@ from typing import Any
 
 from voxwire.agent.base import Agent, AgentSession, Pcm
 from voxwire.media.complexity import ComplexityPolicy
-from voxwire.media.pipeline import InboundAudio, MediaConfig, OutboundAudio
+from voxwire.media.pipeline import InboundAudio, MediaConfig, OutboundAudio, SentFrame
 from voxwire.proto import sctp
 from voxwire.proto.datachannel import ChannelClosed, ChannelMessage, ChannelOpen, DataChannelManager
 from voxwire.proto.session import AudioPacket, Closed, Connected, DataReceived, Session, State
@@ -83,9 +83,9 @@ class Call:
     outbound: OutboundAudio = field(init=False, repr=False)
     voice: VoiceSession = field(init=False, repr=False)
     agent_session: AgentSession = field(init=False, repr=False)
-    #: An agent session with ``on_packet(payload, rtp_timestamp)`` takes the caller's Opus
+    #: An agent session with ``on_packet(payload, rtp_timestamp, now)`` takes the caller's Opus
     #: packets as they arrive, undecoded (``passthrough``); the others get decoded PCM.
-    _on_packet: Callable[[bytes, int], None] | None = field(init=False, repr=False)
+    _on_packet: Callable[[bytes, int, float], None] | None = field(init=False, repr=False)
     #: Told at once when a response's playback is cut short (``AgentSession.interrupted``).
     _on_interrupted: Callable[[str, int], None] | None = field(init=False, repr=False)
     close_reason: str | None = field(init=False, repr=False)
@@ -129,8 +129,12 @@ class Call:
         """Queue audio outside any response (streaming agents such as echo)."""
         self.outbound.play(pcm)
 
-    def play_encoded(self, payload: bytes) -> None:
-        """Queue one 20 ms Opus payload as it is, outside any response (``passthrough``)."""
+    def play_encoded(self, payload: bytes, now: float | None = None) -> None:
+        """Queue one 20 ms Opus payload as it is, outside any response (``passthrough``). Given
+        ``now``, a payload that nothing waits before leaves at once, without the queue."""
+        if now is not None and (frame := self.outbound.release_now(payload, now)) is not None:
+            self._send_frame(frame, now)
+            return
         self.outbound.play_encoded(payload)
 
     # -- what the endpoint needs ----------------------------------------------------------------
@@ -284,7 +288,7 @@ class Call:
             if isinstance(event, AudioPacket):
                 packet = event.packet
                 if self._on_packet is not None:
-                    self._on_packet(packet.payload, packet.timestamp)
+                    self._on_packet(packet.payload, packet.timestamp, now)
                 else:
                     self.inbound.push(packet.sequence_number, packet.payload, now)
                 got_audio = True
@@ -322,6 +326,13 @@ class Call:
             # it now rather than through a timer round trip (the pacer decides, as at a timeout).
             if self._send_due_audio(now):
                 self.pump(now)
+
+    def _send_frame(self, frame: SentFrame, now: float) -> None:
+        if self.session.send_audio(frame.payload, frame.timestamp, frame.marker, now):
+            if self.timeline.first_audio_out is None:
+                self.timeline.first_audio_out = now
+            if frame.tag is not None:  # only a response's frames concern the voice layer
+                self.voice.on_frame_sent(frame)
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -375,10 +386,6 @@ class Call:
 
     def _send_due(self, now: float) -> None:
         for frame in self.outbound.due(now):
-            if self.session.send_audio(frame.payload, frame.timestamp, frame.marker, now):
-                if self.timeline.first_audio_out is None:
-                    self.timeline.first_audio_out = now
-                if frame.tag is not None:  # only a response's frames concern the voice layer
-                    self.voice.on_frame_sent(frame)
+            self._send_frame(frame, now)
         if self.on_work is not None and self.outbound.needs_encoding():
             self._announce_work()  # encode the next frame ahead of its tick
