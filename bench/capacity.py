@@ -571,12 +571,12 @@ def chart(results: list[Result], path: Path) -> None:
 
 def targets(quick: bool, vad: bool, complexity: list[int], opus_modes: list[str]) -> list[Target]:
     if quick:
-        echo: tuple[int, ...] = (10, 20, 30, 45, 60, 80, 120)
+        echo: tuple[int, ...] = (10, 30, 60, 90, 120, 150, 180)
         passthrough: tuple[int, ...] = (50, 250, 500, 750, 1000)
         aiortc: tuple[int, ...] = (3, 6, 10, 15, 20)
         mem, mem_aiortc = 100, 20
     else:
-        echo = (10, 20, 30, 40, 50, 60, 70, 80, 100, 120, 150, 200)
+        echo = (10, 20, 30, 40, 50, 60, 80, 100, 120, 135, 150, 165, 180, 200)
         passthrough = (50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200)
         aiortc = (2, 4, 6, 8, 10, 12, 15, 20, 25, 30, 40)
         mem, mem_aiortc = 200, 40

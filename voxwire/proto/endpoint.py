@@ -130,7 +130,7 @@ class Endpoint(Generic[S]):
                 self._addrs_of[session.local_ufrag].add(addr)
         else:
             session.handle_datagram(data, addr, now)
-        self._touch(session)
+        self._dirty.append(session)  # _touch(), inlined: this runs per datagram
 
     def handle_timeout(self, now: float) -> None:
         timers = self._timers

@@ -377,8 +377,11 @@ class Call:
     def _send_due_audio(self, now: float) -> bool:
         """Send what the pacer says is due at ``now``, if anything; True if it was. A live
         stream's frame that arrived early for the grid goes now (:meth:`OutboundAudio.catch_up`)."""
-        self.outbound.catch_up(now)
-        deadline = self.outbound.poll_timeout()
+        outbound = self.outbound
+        if outbound.poll_timeout() is None:
+            return False  # nothing queued (a pass-through frame left as it arrived)
+        outbound.catch_up(now)
+        deadline = outbound.poll_timeout()
         if deadline is None or now < deadline:
             return False
         self._send_due(now)
