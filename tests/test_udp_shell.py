@@ -1,4 +1,4 @@
-"""The asyncio shell's clock, on uvloop as ``voxwire serve`` runs it."""
+"""The asyncio shell on uvloop, as ``voxwire serve`` runs it: its clock, and one drain per read batch."""
 
 from __future__ import annotations
 
@@ -75,3 +75,54 @@ def test_the_shell_clock_is_the_loop_clock_s_base_with_sub_millisecond_resolutio
     readings, loop_now = uvloop.run(main())
     assert all(b > a for a, b in zip(readings, readings[1:], strict=False)), readings
     assert abs(loop_now - readings[-1]) < 0.5  # one base: deadlines from shell.now() go to loop.call_at as they are
+
+
+class EchoCore:
+    """Queues each datagram back to its sender; counts drains (each asks for the timeout once)."""
+
+    def __init__(self) -> None:
+        self.outbox: list[tuple[bytes, Address]] = []
+        self.drains = 0
+
+    def handle_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        self.outbox.append((data, addr))
+
+    def handle_timeout(self, now: float) -> None:
+        pass
+
+    def poll_transmit(self) -> tuple[bytes, Address] | None:
+        return self.outbox.pop(0) if self.outbox else None
+
+    def poll_timeout(self) -> float | None:
+        self.drains += 1
+        return None
+
+
+def test_a_read_batch_drains_once_and_every_datagram_is_answered() -> None:
+    """The datagrams uvloop reads in one wake-up are all handled first, then one drain sends
+    every answer (one burst, one timer re-arm, one application hook) -- none is left behind."""
+
+    async def main() -> tuple[int, list[bytes]]:
+        core = EchoCore()
+        shell = await udp(core)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.setblocking(False)
+            for i in range(6):  # queued before the loop looks: one batch
+                sender.sendto(bytes([i]), sockname(shell))
+            got: list[bytes] = []
+
+            def receive() -> bool:
+                try:
+                    while True:
+                        got.append(sender.recv(16))
+                except BlockingIOError:
+                    return len(got) == 6
+
+            await until(receive)
+        assert shell.transport is not None
+        shell.transport.close()
+        return core.drains, got
+
+    drains, got = uvloop.run(main())
+    assert got == [bytes([i]) for i in range(6)]
+    assert drains == 1
