@@ -15,6 +15,8 @@ front, then fed to the server core in real-time order -- the calls' phases sprea
 ms as the load generator spreads them -- with the production drain rule after each datagram
 (:class:`~voxwire.aio.udp.UdpShell`: transmits, the agent runner's hook, transmits again, the next
 deadline) and the traffic counter in front, as ``voxwire serve`` has them. Timers fire when due.
+The shell drains once per read batch, so under load the server pays the drain's share less often
+than this bench does: the figure is an upper bound, and comparable across commits.
 Reported: CPU (``thread_time``) per inbound packet, which for pass-through is one packet in and
 one out (``--agent echo``: also an Opus decode and encode, frames encoded in the datagram's turn
 as with no work slices), median and best of ``--rounds`` fresh rounds (the best is the steadiest on a shared
