@@ -181,14 +181,16 @@ class Call:
         self.pump(now)
 
     def poll_timeout(self) -> float | None:
-        if self.is_closed:
+        session = self.session
+        if session.state is State.CLOSED:
             return None
-        # Called after every datagram of every call: no list, no generator.
-        best = self.session.poll_timeout()
-        deadline = self.inbound.poll_timeout()
-        if deadline is not None and (best is None or deadline < best):
-            best = deadline
-        deadline = self.outbound.poll_timeout()
+        # Called after every datagram of every call: no list, no generator, few calls.
+        best = session.poll_timeout()
+        if self._on_packet is None:  # a pass-through call never feeds its inbound pipeline
+            deadline = self.inbound.poll_timeout()
+            if deadline is not None and (best is None or deadline < best):
+                best = deadline
+        deadline = self.outbound.pacer.poll_timeout()
         if deadline is not None and (best is None or deadline < best):
             best = deadline
         if self.channels is not None and self.session.srtp is not None:  # SCTP runs once DTLS is up
