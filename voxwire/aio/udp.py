@@ -5,8 +5,10 @@ every queued transmit, hand every event to the application, then re-arm ONE time
 earliest deadline. Datagrams drain once per read batch: the loop hands over every datagram that
 waits on the socket (uvloop reads up to 32 per wake-up), then the drain runs once for them all --
 the outbox goes out in one burst and the per-drain work (re-arming the timer, the application's
-hook) is paid per batch, not per datagram. Only this shell reads the clock: :func:`time.monotonic`, the base of the loop's
-own clock, so deadlines go to ``loop.call_at`` as they are.
+hook) is paid per batch, not per datagram.
+
+Only this shell reads the clock: :func:`time.monotonic`, the base of the loop's own clock, so
+deadlines go to ``loop.call_at`` as they are.
 
 Not ``loop.time()``: under uvloop that is libuv's clock in whole milliseconds. Every datagram of
 a batch handled within one millisecond (uvloop reads up to 32 per wake-up) would carry one stamp,
