@@ -79,7 +79,7 @@ def test_passthrough_returns_every_packet(tmp_path):
     assert report["connected"] == 10 and report["never_echoed"] == 0, report["errors"]
     assert window["lost"] == 0, window
     for row in report["per_call"]:
-        assert row["unmatched"] == 0 and row["duplicates"] == 0, row
+        assert row["unmatched"] == 0 and row["duplicates"] == 0 and row["srtp_failures"] == 0, row
 
 
 def test_loadgen_exits_nonzero_when_calls_fail():

@@ -20,6 +20,15 @@ Then, per frame: ``delay = arrival of its echo - send time``; a frame is **lost*
 maps to it within ``grace`` seconds, and **late** when its delay exceeds the smallest delay of that
 call in the measured window by more than ``late_threshold`` (20 ms, one frame). Jitter is RFC 3550's inter-arrival jitter
 (§6.4.1) of the echoed stream against its own RTP timestamps.
+
+**Authenticating a sample.** All of the above reads the RTP header, which SRTP authenticates but
+leaves in the clear (RFC 3711 §3.1), so an echo is measured without decrypting it. The first
+echo of a call (its payload names the frame it answers) and one in every :data:`VERIFY_EVERY`
+after it are authenticated and decrypted; one that fails counts in ``srtp_failures`` and is not
+measured. A server whose SRTP is wrong fails within a third of a second, and the generator saves
+the decryption of the others: 0.8 against 1.7 us per echo with 400 calls in process, ~5% of
+what a call costs the generator, which at 800-1000 pass-through calls saturates about when the
+server does.
 """
 
 from __future__ import annotations
@@ -39,6 +48,9 @@ from voxwire.wire import stun
 from voxwire.wire.errors import ParseError
 from voxwire.wire.sdp import parse_description
 from voxwire.wire.types import Address
+
+#: One echo in this many is authenticated and decrypted (see the module docstring).
+VERIFY_EVERY = 16
 
 _RTP_HEADER = Struct("!BBHII")
 _SEQ_TS = Struct("!HI")
@@ -92,6 +104,8 @@ class LoadClient(TestClient):
         self._last_ext = 0
         self._last_transit: float | None = None
         self.rtcp_received = 0
+        self.srtp_failures = 0  # sampled echoes that failed authentication
+        self._unverified = 0  # echoes to measure before the next authenticated one
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -136,10 +150,16 @@ class LoadClient(TestClient):
             srtp = self.srtp
             if srtp is None:
                 return
+            if self._unverified and self._s0 is not None:
+                self._unverified -= 1
+                self._on_echo(data, now)  # its header is all that is read
+                return
             try:
                 plain = srtp.unprotect_rtp(data)
             except SrtpError:
+                self.srtp_failures += 1
                 return
+            self._unverified = VERIFY_EVERY - 1
             self._on_echo(plain, now)
             return
         if first <= 3:

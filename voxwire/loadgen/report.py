@@ -71,6 +71,7 @@ def call_summary(call: LoadClient, first: int = 0, last: int | None = None) -> d
         "max_jitter_ms": round(1000 * call.max_jitter, 3),
         "unmatched": call.unmatched,
         "duplicates": call.duplicates,
+        "srtp_failures": call.srtp_failures,
         "channel_messages": call.messages,
     }
 
