@@ -362,7 +362,6 @@ class Session:
 
     def close(self, now: float, reason: str = "closed by application") -> None:
         if self.state is not State.CLOSED:
-            self._timeout_known = False
             self._close(now, reason)
 
     # -- internals ------------------------------------------------------------------------------

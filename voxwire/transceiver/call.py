@@ -193,7 +193,7 @@ class Call:
         deadline = self.outbound.pacer.poll_timeout()
         if deadline is not None and (best is None or deadline < best):
             best = deadline
-        if self.channels is not None and self.session.srtp is not None:  # SCTP runs once DTLS is up
+        if self.channels is not None and session.srtp is not None:  # SCTP runs once DTLS is up
             deadline = self.channels.poll_timeout()
             if deadline is not None and (best is None or deadline < best):
                 best = deadline
