@@ -1,7 +1,7 @@
 """The transport's own cost per media packet, in process: no sockets, no event loop, no HTTP.
 
 Run: ``.venv/bin/python bench/packet_path.py [--agent passthrough|echo] [--calls 200] [--seconds 4]
-[--rounds 5] [--profile]``.
+[--rounds 5] [--complexity 1] [--profile]``.
 
 What ``bench/capacity.py`` measures as CPU per pass-through call is this path plus what no Python
 change can remove: uvloop's receive and dispatch and the kernel's ``sendto`` (on loopback it
@@ -18,8 +18,8 @@ deadline) and the traffic counter in front, as ``voxwire serve`` has them. Timer
 The shell drains once per read batch, so under load the server pays the drain's share less often
 than this bench does: the figure is an upper bound, and comparable across commits.
 Reported: CPU (``thread_time``) per inbound packet, which for pass-through is one packet in and
-one out (``--agent echo``: also an Opus decode and encode, frames encoded in the datagram's turn
-as with no work slices), median and best of ``--rounds`` fresh rounds (the best is the steadiest on a shared
+one out (``--agent echo``: also an Opus decode and encode at ``--complexity``, by default 1 as in a
+loaded server, frames encoded in the datagram's turn as with no work slices), median and best of ``--rounds`` fresh rounds (the best is the steadiest on a shared
 machine), with the packets sent per packet received (should
 be 1.0) as a check; ``--profile`` adds cProfile's function calls per packet.
 """
@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from voxwire.agent.echo import EchoAgent  # noqa: E402
 from voxwire.agent.passthrough import PassthroughAgent  # noqa: E402
 from voxwire.loadgen.audio import load_frames  # noqa: E402
+from voxwire.media.pipeline import MediaConfig  # noqa: E402
 from voxwire.observability.metrics import TrafficCounter  # noqa: E402
 from voxwire.proto.certificate import Certificate  # noqa: E402
 from voxwire.testing.calls import client_address, connect_calls  # noqa: E402
@@ -53,12 +54,12 @@ AGENTS = {"passthrough": PassthroughAgent, "echo": EchoAgent}
 
 
 def connected(
-    agent: str, calls: int, certs: tuple[Certificate, Certificate]
+    agent: str, calls: int, certs: tuple[Certificate, Certificate], complexity: int
 ) -> tuple[Transceiver, list[TestClient], float]:
     """The server and its connected clients, and the virtual time they got there."""
-    server = Transceiver(
-        TransceiverConfig(advertised=(SERVER,), max_calls=calls + 10), AGENTS[agent](), certificate=certs[0]
-    )
+    media = MediaConfig(opus_complexity=complexity, opus_complexity_under_load=complexity)
+    config = TransceiverConfig(advertised=(SERVER,), max_calls=calls + 10, media=media)
+    server = Transceiver(config, AGENTS[agent](), certificate=certs[0])
     net, pairs = connect_calls(server, certs[1], calls, delay=0.001)
     return server, [client for client, _ in pairs], net.now
 
@@ -119,24 +120,26 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--complexity", type=int, default=1,
+                        help="Opus encoder complexity for --agent echo (1: what a loaded server steps down to)")
     parser.add_argument("--profile", action="store_true", help="also count function calls per packet (cProfile)")
     args = parser.parse_args()
     certs = Certificate.generate(), Certificate.generate()
     frames, _ = load_frames("synthetic")  # speech-like Opus at ~32 kbit/s, as the load generator sends
     per_packet, ratios = [], []
     for _ in range(args.rounds):
-        server, clients, now = connected(args.agent, args.calls, certs)
+        server, clients, now = connected(args.agent, args.calls, certs, args.complexity)
         packets = schedule(clients, frames, now + 0.1, args.seconds)
         gc.collect()
         cpu, sent = run(server, packets)
         per_packet.append(cpu / len(packets) * 1e6)
         ratios.append(sent / len(packets))
-    print(f"{args.agent}, {args.calls} calls, {len(packets)} packets a round, {args.rounds} rounds")
+    print(f"{args.agent} (Opus complexity {args.complexity}), {args.calls} calls, {len(packets)} packets a round, {args.rounds} rounds")
     print(f"| CPU per packet in (and its packet out), median / best | {statistics.median(per_packet):.1f} / "
           f"{min(per_packet):.1f} us (rounds: {', '.join(f'{x:.1f}' for x in per_packet)}) |")
     print(f"| packets out per packet in | {statistics.median(ratios):.3f} |")
     if args.profile:
-        server, clients, now = connected(args.agent, args.calls, certs)
+        server, clients, now = connected(args.agent, args.calls, certs, args.complexity)
         packets = schedule(clients, frames, now + 0.1, args.seconds)
         profile = cProfile.Profile()
         profile.enable()

@@ -5,11 +5,17 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voxwire.media.reorder import Fec, Frame, Lost, Packet, ReorderBuffer
+from voxwire.media.reorder import _UNSET, Fec, Frame, Lost, Packet, ReorderBuffer
 
 
 def p(seq: int) -> bytes:
     return seq.to_bytes(4, "big")
+
+
+def fresh_gap(buf: ReorderBuffer) -> tuple[int, float] | None:
+    """The open gap computed from scratch, ignoring the buffer's memo."""
+    buf._gap_cache = _UNSET
+    return buf._gap()
 
 
 def drain(buf: ReorderBuffer) -> list[Frame]:
@@ -190,6 +196,30 @@ def test_random_sequences_never_raise_and_stay_bounded(
             assert last_seq is None or frame.seq == last_seq + 1
             last_seq = frame.seq
         assert len(buf) <= cap + 1
+        memo = buf._gap()  # what poll_timeout() answers from the memo...
+        assert memo == fresh_gap(buf), "the gap memo went stale"  # ...is what a fresh look finds
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.floats(0, 0.03), st.booleans()), max_size=150))
+def test_in_order_fast_path_agrees_with_the_general_path(steps: list[tuple[int, float, bool]]) -> None:
+    """Mostly in-order arrivals (the fast path's case) with small jumps back and forth: every
+    frame, counter and deadline matches a buffer that takes each packet the general way."""
+    fast, slow = ReorderBuffer(max_delay=0.04, capacity=4), ReorderBuffer(max_delay=0.04, capacity=4)
+    seq, now = 65530, 0.0  # across the 16-bit wrap
+    for jump, dt, pop in steps:
+        seq, now = (seq + 1 + jump) & 0xFFFF, now + dt
+        fast.push(seq, p(seq), now)
+        slow.counters.pushed += 1
+        slow._push(seq, p(seq), now)  # the general path, for every packet
+        for buf in (fast, slow):
+            buf.handle_timeout(now)
+        assert fast.poll_timeout() == slow.poll_timeout()
+        if pop:
+            assert drain(fast) == drain(slow)
+        assert fast.counters == slow.counters
+        assert (fast.expected, fast._highest, len(fast)) == (slow.expected, slow._highest, len(slow))
+        assert fast._gap() == fresh_gap(fast)
 
 
 def test_missing_packet_arriving_after_give_up_but_before_its_turn_is_delivered() -> None:

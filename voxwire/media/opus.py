@@ -203,6 +203,8 @@ class OpusEncoder:
         self._out = (ctypes.c_ubyte * _MAX_PACKET_BYTES)()
         self._out_ptr = ctypes.addressof(self._out)
         self._out_mv = memoryview(self._out).cast("B")
+        self._in = np.zeros(0, dtype=np.int16)  # grown to the largest frame encoded
+        self._in_ptr = 0
         self._ctl(_SET_BITRATE, bitrate)
         self._ctl(_SET_VBR, 1)
         self._ctl(_SET_COMPLEXITY, complexity)
@@ -278,17 +280,27 @@ class OpusEncoder:
         if isinstance(pcm, np.ndarray):
             if pcm.dtype != np.int16:
                 raise TypeError(f"PCM array must be int16, not {pcm.dtype}")
-            arr = pcm if pcm.flags.c_contiguous else np.ascontiguousarray(pcm)
+            size = pcm.size
         else:
-            arr = np.frombuffer(pcm, dtype="<i2")
-        n = arr.size // self.channels
+            if len(pcm) % 2:
+                raise ValueError(f"PCM bytes hold a half sample ({len(pcm)} bytes)")
+            size = len(pcm) // 2
         if frame_samples is None:
-            frame_samples = n
-        if frame_samples * self.channels != arr.size:
+            frame_samples = size // self.channels
+        if frame_samples * self.channels != size:
             raise ValueError(
-                f"PCM holds {arr.size} samples, expected {frame_samples} x {self.channels} channels"
+                f"PCM holds {size} samples, expected {frame_samples} x {self.channels} channels"
             )
-        rc = self._lib.opus_encode(self._st, arr.ctypes.data, frame_samples, self._out_ptr, _MAX_PACKET_BYTES)
+        # Copied into our own buffer (0.1 us for 20 ms) rather than handing libopus the array's
+        # address: ``ndarray.ctypes.data`` builds a helper object per call (0.7 us).
+        if size > len(self._in):
+            self._in = np.zeros(size, dtype=np.int16)
+            self._in_ptr = self._in.ctypes.data
+        if isinstance(pcm, np.ndarray):
+            self._in[:size] = pcm.reshape(-1) if pcm.ndim != 1 else pcm
+        else:
+            self._in[:size] = np.frombuffer(pcm, dtype="<i2")
+        rc = self._lib.opus_encode(self._st, self._in_ptr, frame_samples, self._out_ptr, _MAX_PACKET_BYTES)
         if rc < 0:
             raise _error(self._lib, rc, "opus_encode")
         return bytes(self._out_mv[:rc])

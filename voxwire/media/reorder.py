@@ -151,6 +151,26 @@ class ReorderBuffer:
         """Accept one packet's sequence number (16-bit or extended) and payload at time ``now``."""
         c = self.counters
         c.pushed += 1
+        exp = self._expected
+        if (
+            exp is not None
+            and not self._held
+            and (seq - exp) & 0xFFFF == 0
+            and self._probe is None
+            and self._give_up_below <= exp
+        ):
+            # The common case, in order: the very packet pop() waits for, nothing else held. No
+            # gap can be open (so no timeout to run), and pop() hands it over next. With nothing
+            # held, every number accepted so far is below the expected one: not reordered.
+            self._highest = exp
+            self._held[exp] = (payload, now)
+            self._gap_cache = None
+            return
+        self._push(seq, payload, now)
+
+    def _push(self, seq: int, payload: bytes, now: float) -> None:
+        """:meth:`push` for any packet (the in-order fast path aside)."""
+        c = self.counters
         if self._expected is None:
             self._reset(seq)
             self._hold(seq, payload, now)
@@ -254,7 +274,7 @@ class ReorderBuffer:
         if held is not None:
             self._expected = exp + 1
             self._skipped = (self._skipped << 1) & _MASK
-            self._gap_cache = _UNSET
+            self._gap_cache = _UNSET if self._held else None  # nothing held: no gap
             self.counters.delivered += 1
             return Packet(exp, held[0])
         if exp >= self._give_up_below:
