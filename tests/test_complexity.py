@@ -47,7 +47,7 @@ def test_outbound_encoders_follow_the_shared_policy() -> None:
     tone = (np.sin(np.arange(24_000) / 5) * 8000).astype(np.int16)
     for out in calls:
         out.start(0.0)
-        out.play(tone)
+        out.play(tone, "resp_1")  # a response: paced, one frame per tick
     now = 0.0
     for out in calls:
         assert out.due(now) and out.encoder.complexity == 5

@@ -30,13 +30,36 @@ def test_a_stream_that_fell_behind_skips_ahead_instead_of_staying_late() -> None
         out.play_encoded(frame(i))
     assert out.stream_trimmed == 7 and len(out.pacer) == 3  # 60 ms kept: frames 12, 13, 14
     sent = []
-    for k in range(10):  # arrivals resume one per tick; what leaves is at most 3 frames old
+    for k in range(10):  # arrivals resume one per tick
         t = now + k * FRAME_SECONDS
         out.play_encoded(frame(15 + k))
-        sent += [int.from_bytes(f.payload, "big") for f in out.due(t)]
-    # Each new arrival pushes out the oldest: the frame sent is never more than 2 behind the newest.
-    assert sent == list(range(13, 23))
-    assert len(out.pacer) == 2 and out.stream_trimmed == 8
+        sent.append([int.from_bytes(f.payload, "big") for f in out.due(t)])
+    # The newest 60 ms leave at once (15 pushed 12 out), then each frame as it arrives: no
+    # standing queue keeps the stall's delay.
+    assert sent == [[13, 14, 15]] + [[16 + k] for k in range(9)]
+    assert len(out.pacer) == 0 and out.stream_trimmed == 8
+
+
+def test_frames_of_a_live_stream_queued_together_leave_together() -> None:
+    out = OutboundAudio(RATE, MediaConfig(), initial_timestamp=0)
+    out.start(0.0)
+    for i in range(3):  # steady state: each frame leaves as it arrives
+        out.play_encoded(frame(i))
+        assert [f.payload for f in out.due(i * FRAME_SECONDS)] == [frame(i)]
+    # A late work visit decoded two packets at once: both frames are queued before anything is
+    # sent. The second used to wait for the next tick, and each later arrival behind it: the
+    # stream kept a frame of delay for good.
+    now = 0.065
+    out.play_encoded(frame(3))
+    out.play_encoded(frame(4))
+    out.catch_up(now)
+    sent = out.due(now)
+    assert [f.payload for f in sent] == [frame(3), frame(4)]
+    assert [f.timestamp for f in sent] == [3 * 960, 4 * 960] and not any(f.marker for f in sent)
+    assert len(out.pacer) == 0 and out.poll_timeout() is None
+    out.play_encoded(frame(5))  # the next arrival leaves at once too
+    out.catch_up(now + FRAME_SECONDS)
+    assert [f.payload for f in out.due(now + FRAME_SECONDS)] == [frame(5)]
 
 
 def test_response_audio_is_never_trimmed() -> None:
@@ -116,10 +139,10 @@ def test_a_live_stream_does_not_keep_the_delay_of_a_stall() -> None:
     slow = delays_of_a_live_stream(arrivals, catch_up=False)
     fast = delays_of_a_live_stream(arrivals, catch_up=True)
     assert len(slow) == len(fast) == 100  # nothing dropped either way
-    # Without catching up the stall's phase stays: every later frame waits ~20 ms for its tick.
-    assert min(slow[70:]) > 0.015
-    # With it, frames leave as they arrive again within a frame or two of each stall.
-    assert max(fast[:30]) < 1e-9 and max(fast[33:60]) < 1e-9 and max(fast[63:]) < 1e-9
+    # Without catching up the stall's phase stays: every later frame waits for its tick.
+    assert min(slow[70:]) > 0.005
+    # With it, every frame leaves as it arrives, the stall's too.
+    assert max(fast) < 1e-9
 
 
 def test_a_live_stream_with_jitter_leaves_as_it_arrives() -> None:

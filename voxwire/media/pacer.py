@@ -32,7 +32,10 @@ it arrives, but the grid keeps the phase of the talkspurt's first frame. After a
 re-anchored it on a late frame, every later frame waited for a tick up to 20 ms away, and each
 stall added more: the delay only ever grew. :meth:`pull_in` moves the grid to a frame that is
 queued early, so the tick is now; the frame's timestamp is unchanged, and it leaves less than
-one frame early, as a packet with a little network jitter would arrive.
+one frame early, as a packet with a little network jitter would arrive. Frames that were queued
+together (a late decode of two packets) are pulled in one after the other and leave together
+(``OutboundAudio.due``): otherwise the second waits a tick, each later arrival queues behind it,
+and the stream keeps that frame of delay for good.
 
 **Stalls.** If the process was late (the tick timer fired long after its time), up to
 ``max_burst`` frames go out for the most recent due ticks (normally 2: the late one and the one

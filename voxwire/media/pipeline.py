@@ -342,11 +342,15 @@ class OutboundAudio:
         return True
 
     def due(self, now: float) -> list[SentFrame]:
-        """Encode the frames due at ``now``."""
+        """Encode the frames due at ``now``. A live stream's frames queued behind them leave too
+        (:meth:`catch_up`): a backlog left by a stall drains at once instead of delaying every
+        later frame of the stream by its length, one tick per arrival, for good."""
         out = []
-        for f in self.pacer.handle_timeout(now):
-            frame, tag = f.frame
-            self._pending[tag] -= 1
-            payload = frame if isinstance(frame, bytes) else self._encode(frame)
-            out.append(SentFrame(payload, f.timestamp & 0xFFFFFFFF, f.marker, tag))
-        return out
+        while True:
+            for f in self.pacer.handle_timeout(now):
+                frame, tag = f.frame
+                self._pending[tag] -= 1
+                payload = frame if isinstance(frame, bytes) else self._encode(frame)
+                out.append(SentFrame(payload, f.timestamp & 0xFFFFFFFF, f.marker, tag))
+            if not out or not self.catch_up(now):
+                return out
