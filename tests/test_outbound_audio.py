@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from voxwire.media.pipeline import FRAME_SECONDS, MediaConfig, OutboundAudio
 
@@ -162,3 +164,52 @@ def test_a_response_keeps_its_grid() -> None:
     assert [f.timestamp for f in out.due(0.0)] == [0]
     assert not out.catch_up(0.001)  # the next frame waits for its tick, 19 ms away
     assert out.poll_timeout() == pytest.approx(FRAME_SECONDS)
+
+
+def speech(frames: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(frames * 480) * 3000).astype(np.int16)  # 20 ms frames at 24 kHz
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 0.06), st.sampled_from([1, 1, 1, 2, 0])), min_size=1, max_size=40))
+def test_release_now_sends_a_live_frame_as_the_queue_would(steps: list[tuple[float, int]]) -> None:
+    """The echo's fast path (one whole frame, nothing waiting: encode and send at once) sends the
+    same frames -- Opus bytes, timestamps, markers, in order -- as play() and the pacer would,
+    whatever the arrival times; two-frame chunks take the queue on both sides (0: a timer turn)."""
+    fast, queued = (OutboundAudio(RATE, MediaConfig(), initial_timestamp=7) for _ in range(2))
+    sent: tuple[list[tuple[bytes, int, bool]], list[tuple[bytes, int, bool]]] = ([], [])
+    now = 0.0
+    for out in (fast, queued):
+        out.start(now)
+
+    def send_due(out: OutboundAudio, into: list[tuple[bytes, int, bool]], at: float) -> None:
+        out.catch_up(at)
+        deadline = out.poll_timeout()
+        if deadline is not None and at >= deadline - 1e-9:
+            into.extend((f.payload, f.timestamp, f.marker) for f in out.due(at))
+
+    for k, (gap, frames) in enumerate(steps):
+        now += gap
+        pcm = speech(frames, k)
+        for out, into, shortcut in ((fast, sent[0], True), (queued, sent[1], False)):
+            if frames:
+                frame = out.release_now(pcm, now) if shortcut else None
+                if frame is not None:
+                    into.append((frame.payload, frame.timestamp, frame.marker))
+                    continue
+                out.play(pcm)
+            send_due(out, into, now)
+        assert sent[0] == sent[1], f"step {k}"
+    assert len(fast.pacer) == len(queued.pacer)
+
+
+def test_release_now_declines_what_play_must_frame() -> None:
+    out = OutboundAudio(RATE, MediaConfig(), initial_timestamp=0)
+    out.start(0.0)
+    assert out.release_now(speech(2, 0), 0.0) is None  # 40 ms: framed by play()
+    out.play(np.zeros(100, dtype=np.int16))  # a partial frame waits
+    assert out.release_now(speech(1, 1), 0.0) is None  # it goes first, joined with this one
+    out.play(speech(1, 1))  # one whole frame queued, 100 samples still partial
+    assert out.release_now(b"\x08\x00", 0.0) is None  # an Opus payload waits behind it too
+    assert [len(f.payload) > 2 for f in out.due(0.0)] == [True]

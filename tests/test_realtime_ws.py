@@ -39,7 +39,7 @@ class FakeCall:
     call_id: str = "rtc_bridge_test"
     played: list[Pcm] = field(default_factory=list)
 
-    def play(self, pcm: Pcm) -> None:
+    def play(self, pcm: Pcm, now: float | None = None) -> None:
         self.played.append(pcm)
 
 

@@ -31,7 +31,7 @@ class Harness:
         self.voice.open()
         self.agent = EchoAgent(RATE, stream=False).start(self)  # type: ignore[arg-type]
 
-    def play(self, pcm) -> None:  # CallContext
+    def play(self, pcm, now=None) -> None:  # CallContext
         self.outbound.play(pcm)
 
     def send(self, **event) -> None:

@@ -94,8 +94,9 @@ class CallContext(Protocol):
 
     call_id: str
 
-    def play(self, pcm: Pcm) -> None:
-        """Queue audio outside any response (streaming agents)."""
+    def play(self, pcm: Pcm, now: float | None = None) -> None:
+        """Queue audio outside any response (streaming agents). A streaming agent passes the
+        ``now`` it was given: a frame that nothing waits before may then leave at once."""
 
 
 class AgentSession(Protocol):

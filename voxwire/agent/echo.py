@@ -31,7 +31,7 @@ class EchoSession:
 
     def on_audio(self, pcm: Pcm, now: float) -> None:
         if self._stream:
-            self._ctx.play(pcm)
+            self._ctx.play(pcm, now)
 
     async def respond(self, turn: Turn) -> AsyncIterator[AgentOutput]:
         seconds = len(turn.audio) / turn.sample_rate

@@ -263,15 +263,20 @@ class OutboundAudio:
             self._partial_tag = tag
         self._push(payload, tag)
 
-    def release_now(self, payload: bytes, now: float) -> SentFrame | None:
-        """One Opus payload of a live stream (no tag) that may leave at once: the frame, stamped,
-        when nothing waits before it and its tick has come (:meth:`Pacer.release_now`); else
-        ``None``, and :meth:`play_encoded` queues it."""
+    def release_now(self, frame: Pcm | bytes, now: float) -> SentFrame | None:
+        """One 20 ms frame of a live stream (no tag) that may leave at once -- an Opus payload, or
+        PCM at the agent's rate, which is then encoded -- stamped, when nothing waits before it and
+        its tick has come (:meth:`Pacer.release_now`); else ``None``, and :meth:`play_encoded` or
+        :meth:`play` queues it. The echo's and the pass-through's common case, without the queue."""
         if self._partial_tag is not None:
             return None  # a response's last partial frame goes first
-        paced = self.pacer.release_now((payload, None), now, MAX_LIVE_WAIT)
+        is_pcm = not isinstance(frame, bytes)
+        if is_pcm and (len(frame) != self.frame_samples or len(self._partial) or not self.resampler.passthrough):
+            return None  # not one whole frame as it is: play() frames it
+        paced = self.pacer.release_now((frame, None), now, MAX_LIVE_WAIT)
         if paced is None:
             return None
+        payload = frame if isinstance(frame, bytes) else self._encode(frame)
         return SentFrame(payload, paced.timestamp & 0xFFFFFFFF, paced.marker, None)
 
     def finish(self) -> None:

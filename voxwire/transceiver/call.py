@@ -125,8 +125,12 @@ class Call:
 
     # -- CallContext (what the agent may do) ----------------------------------------------------
 
-    def play(self, pcm: Pcm) -> None:
-        """Queue audio outside any response (streaming agents such as echo)."""
+    def play(self, pcm: Pcm, now: float | None = None) -> None:
+        """Queue audio outside any response (streaming agents such as echo). Given ``now``, one
+        20 ms frame that nothing waits before is encoded and leaves at once, without the queue."""
+        if now is not None and (frame := self.outbound.release_now(pcm, now)) is not None:
+            self._send_frame(frame, now)
+            return
         self.outbound.play(pcm)
 
     def play_encoded(self, payload: bytes, now: float | None = None) -> None:
