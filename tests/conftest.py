@@ -93,3 +93,23 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     yield redis_server.url
     if not redis_server.running:
         redis_server.start()
+
+
+@pytest.fixture(autouse=True)
+def _endpoint_deadlines_stay_true(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In every test that drives an :class:`~voxwire.proto.endpoint.Endpoint`: once it has settled
+    (``poll_timeout``), the deadline it keeps for each live session is the one the session gives
+    now. The endpoint only asks sessions that were touched; a change that does not touch its call
+    would leave the call's timer unarmed, and this fails where that happens."""
+    from voxwire.proto.endpoint import Endpoint
+
+    settle = Endpoint.poll_timeout
+
+    def checked(self: Endpoint) -> float | None:  # type: ignore[type-arg]
+        deadline = settle(self)
+        for ufrag, session in self._by_ufrag.items():
+            if not session.is_closed:
+                assert self._deadline.get(ufrag) == session.poll_timeout(), f"stale deadline for {ufrag}"
+        return deadline
+
+    monkeypatch.setattr(Endpoint, "poll_timeout", checked)

@@ -303,6 +303,11 @@ class Session:
         queues reaches the endpoint's other sessions' queue."""
         self._transmits = deque()
 
+    @property
+    def deadline_known(self) -> bool:
+        """Whether :meth:`poll_timeout`'s answer is remembered: nothing moved since it was asked."""
+        return self._timeout_known
+
     def poll_event(self) -> SessionEvent | None:
         return self._events.pop(0) if self._events else None
 

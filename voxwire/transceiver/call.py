@@ -155,11 +155,16 @@ class Call:
     def accepts(self, addr: Address) -> bool:
         return self.session.accepts(addr)
 
-    def handle_datagram(self, data: bytes, addr: Address, now: float) -> None:
+    def handle_datagram(self, data: bytes, addr: Address, now: float) -> bool:
+        """Take one datagram; False when it moved no timer of this call and did not close it (a
+        pass-through packet that left at once: the session kept its deadline memo, the pacer is
+        idle again), so the endpoint need not ask :meth:`poll_timeout` again."""
         if self.timeline.first_check is None:
             self.timeline.first_check = now
-        self.session.handle_datagram(data, addr, now)
-        self._drain_session(now)
+        session = self.session
+        known = session.deadline_known
+        session.handle_datagram(data, addr, now)
+        return self._drain_session(now) or not (known and session.deadline_known)
 
     def handle_timeout(self, now: float) -> None:
         session = self.session
@@ -288,8 +293,10 @@ class Call:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _drain_session(self, now: float) -> None:
-        got_audio = False
+    def _drain_session(self, now: float) -> bool:
+        """Act on the session's events; True unless all of them were pass-through audio that
+        left at once (:meth:`handle_datagram`: the endpoint then skips this call's deadline)."""
+        got_audio = moved = False
         while (event := self.session.poll_event()) is not None:
             if isinstance(event, AudioPacket):
                 packet = event.packet
@@ -298,7 +305,9 @@ class Call:
                 else:
                     self.inbound.push(packet.sequence_number, packet.payload, now)
                 got_audio = True
-            elif isinstance(event, Connected):
+                continue
+            moved = True
+            if isinstance(event, Connected):
                 self.timeline.connected = now
                 self.outbound.start(now)
                 log.info("call %s connected (%s)", self.call_id, event.srtp_profile)
@@ -326,12 +335,16 @@ class Call:
             if self._on_packet is None:  # else the packets went to the agent as they are
                 if self.on_work is not None:
                     self._announce_work()  # decoded in work(), out of the datagram's turn
-                    return
+                    return True
                 self._feed_agent(now)
+                moved = True
             # A streaming agent (echo, passthrough) queued a frame whose tick is already due: send
             # it now rather than through a timer round trip (the pacer decides, as at a timeout).
             if self._send_due_audio(now):
                 self.pump(now)
+            # A frame that waits (queued behind another, or early) gives the pacer a deadline.
+            moved = moved or self.outbound.pacer.poll_timeout() is not None
+        return moved
 
     def _send_frame(self, frame: SentFrame, now: float) -> None:
         if self.session.send_audio(frame.payload, frame.timestamp, frame.marker, now):
