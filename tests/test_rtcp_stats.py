@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from voxwire.proto.clock import NtpTime, Wallclock, compact_to_seconds, seconds_to_compact
 from voxwire.proto.rtcp import ReceiverStats, RtcpConfig, RtcpScheduler, SenderStats
@@ -251,3 +253,20 @@ def test_config_validation() -> None:
         RtcpConfig(rtcp_bandwidth=-1.0)
     with pytest.raises(ValueError, match="members"):
         RtcpConfig(members=1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.integers(0xFF80, 0xFFFF), st.integers(0, 0xFFFF)), st.integers(0, 2),
+       st.lists(st.tuples(st.sampled_from([1, 1, 1, 1, 0, 2, -1, 3000, 40000]), st.floats(0.015, 0.025)), max_size=120))
+def test_in_sequence_fast_path_agrees_with_the_general_path(first: int, probation: int, steps) -> None:
+    """Mostly consecutive numbers (the fast path's case) across the 16-bit wrap, with duplicates,
+    gaps, reordering and jumps: the same verdicts, counts, cycles and jitter as RFC 3550 §A.1's
+    general path taken for every packet."""
+    fast = ReceiverStats(SSRC, RATE, probation=probation)
+    slow = ReceiverStats(SSRC, RATE, probation=probation)
+    seq, ts, now = first, 0, 0.0
+    for step, dt in steps:
+        seq, ts, now = (seq + step) & 0xFFFF, ts + 960 * step, now + dt
+        assert fast.on_rtp(seq, ts, now) == slow._on_rtp(seq, ts, now)
+        assert (fast.extended_highest_sequence, fast.received, fast.expected, fast.jitter_seconds) == (
+            slow.extended_highest_sequence, slow.received, slow.expected, slow.jitter_seconds)

@@ -133,6 +133,19 @@ class ReceiverStats:
 
     def on_rtp(self, seq: int, rtp_ts: int, arrival_now: float) -> bool:
         """Account one packet; False when §A.1 does not count it (probation, suspected restart)."""
+        if seq == (self._max_seq + 1) & 0xFFFF and self._started and not self._probation:
+            # The next packet in sequence, once the source is valid: §A.1's in-order branch, inlined
+            # (it runs per packet). A wrap to 0 starts a new cycle.
+            if not seq:
+                self._cycles += RTP_SEQ_MOD
+            self._max_seq = seq
+            self._received += 1
+            self._update_jitter(rtp_ts, arrival_now)
+            return True
+        return self._on_rtp(seq, rtp_ts, arrival_now)
+
+    def _on_rtp(self, seq: int, rtp_ts: int, arrival_now: float) -> bool:
+        """:meth:`on_rtp` for any packet (the in-sequence fast path aside)."""
         if not self._started:
             self._started = True
             self._init_seq(seq)

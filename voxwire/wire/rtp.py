@@ -80,6 +80,10 @@ def parse_rtp(data: bytes) -> RtpPacket:
     if size < RTP_HEADER_SIZE:
         raise ParseError(f"RTP: {size} octets, shorter than the 12-octet fixed header")
     first, second, seq, ts, ssrc = _HEADER.unpack_from(data)
+    if first == 0x80:
+        # Version 2 without padding, extension or CSRCs: what WebRTC audio sends unless header
+        # extensions were negotiated. Per packet, so no NewType calls (they return their argument).
+        return RtpPacket(second & 0x7F, seq, ts, ssrc, data[RTP_HEADER_SIZE:], second > 0x7F)
     if first >> 6 != RTP_VERSION:
         raise ParseError(f"RTP: version {first >> 6}, expected 2")
     offset = RTP_HEADER_SIZE + 4 * (first & 0x0F)
