@@ -16,6 +16,10 @@ order, so the echo with extended sequence number ``s`` answers frame ``k = s - s
 so far when the server passes packets through unchanged (exact), else it is the first frame sent
 (exact for voxwire, whose first echo answers the caller's first packet; for other servers the
 delay may carry a constant offset of whole frames, which the lateness measure below ignores).
+A frame the server drops (voxwire trims a live stream's backlog beyond ``max_stream_backlog``
+after a stall) shifts the mapping by one from there on: later echoes read 20 ms later, a step
+counted as late frames in the window where it happens and by ``bench/capacity.py``'s median
+delay check after it. A glitch either way, reported as delay rather than loss.
 Then, per frame: ``delay = arrival of its echo - send time``; a frame is **lost** when no echo
 maps to it within ``grace`` seconds, and **late** when its delay exceeds the smallest delay of that
 call in the measured window by more than ``late_threshold`` (20 ms, one frame). Jitter is RFC 3550's inter-arrival jitter
