@@ -352,10 +352,11 @@ class OutboundAudio:
         later frame of the stream by its length, one tick per arrival, for good."""
         out = []
         while True:
-            for f in self.pacer.handle_timeout(now):
+            released = self.pacer.handle_timeout(now)
+            for f in released:
                 frame, tag = f.frame
                 self._pending[tag] -= 1
                 payload = frame if isinstance(frame, bytes) else self._encode(frame)
                 out.append(SentFrame(payload, f.timestamp & 0xFFFFFFFF, f.marker, tag))
-            if not out or not self.catch_up(now):
+            if not released or not self.catch_up(now):  # each turn takes a frame: it ends
                 return out
