@@ -17,9 +17,15 @@ so far when the server passes packets through unchanged (exact), else it is the 
 (exact for voxwire, whose first echo answers the caller's first packet; for other servers the
 delay may carry a constant offset of whole frames, which the lateness measure below ignores).
 A frame the server drops (voxwire trims a live stream's backlog beyond ``max_stream_backlog``
-after a stall) shifts the mapping by one from there on: later echoes read 20 ms later, a step
-counted as late frames in the window where it happens and by ``bench/capacity.py``'s median
-delay check after it. A glitch either way, reported as delay rather than loss.
+after a stall) shifts that mapping by one from there on. When the server passes payloads
+through unchanged, every authenticated echo (below) checks it: an echo whose payload is that of
+a later frame, up to :data:`MAX_RESYNC` frames on, moves the mapping there (``resyncs``). The
+echoes between the drop and that check were mapped one frame early (they read 20 ms late), the
+frame left without an echo counts as lost, and from there the call measures true delays again,
+instead of carrying the drop for the rest of the call. A transcoding echo cannot be checked this
+way: a drop then reads as 20 ms of lasting delay (a
+step counted as late frames in the window where it happens, and by ``bench/capacity.py``'s
+median delay check after it).
 Then, per frame: ``delay = arrival of its echo - send time``; a frame is **lost** when no echo
 maps to it within ``grace`` seconds, and **late** when its delay exceeds the smallest delay of that
 call in the measured window by more than ``late_threshold`` (20 ms, one frame). Jitter is RFC 3550's inter-arrival jitter
@@ -55,6 +61,9 @@ from voxwire.wire.types import Address
 
 #: One echo in this many is authenticated and decrypted (see the module docstring).
 VERIFY_EVERY = 16
+#: How far on (frames) an authenticated pass-through echo looks for its own payload when it does
+#: not answer the frame its sequence number maps to: the server dropped that many frames.
+MAX_RESYNC = 64
 
 _RTP_HEADER = Struct("!BBHII")
 _SEQ_TS = Struct("!HI")
@@ -109,6 +118,8 @@ class LoadClient(TestClient):
         self._last_transit: float | None = None
         self.rtcp_received = 0
         self.srtp_failures = 0  # sampled echoes that failed authentication
+        self.resyncs = 0  # times an echo's payload showed the server had dropped frames
+        self._payload_exact = False  # the server returns payloads unchanged (pass-through)
         self._unverified = 0  # echoes to measure before the next authenticated one
 
     # -- setup ----------------------------------------------------------------------------------
@@ -164,7 +175,7 @@ class LoadClient(TestClient):
                 self.srtp_failures += 1
                 return
             self._unverified = VERIFY_EVERY - 1
-            self._on_echo(plain, now)
+            self._on_echo(plain, now, verified=True)
             return
         if first <= 3:
             try:
@@ -189,7 +200,9 @@ class LoadClient(TestClient):
             self.timeline.channel_open = now
         self.messages = len(self.channel_messages)
 
-    def _on_echo(self, plain: bytes, now: float) -> None:
+    def _on_echo(self, plain: bytes, now: float, *, verified: bool = False) -> None:
+        """One echoed RTP packet, measured by its header; ``verified``: authenticated and
+        decrypted, so its payload can be read."""
         if len(plain) < 12:
             return
         seq, ts = _SEQ_TS.unpack_from(plain, 2)
@@ -208,6 +221,8 @@ class LoadClient(TestClient):
             else:  # reordered: an older packet
                 ext = self._last_ext - (0x10000 - delta)
         k = ext - self._s0 + self._k0
+        if verified and self._payload_exact and k != self._k0:
+            k = self._resync(_payload(plain), k)
         # RFC 3550 §6.4.1 inter-arrival jitter against the echo's own timestamps.
         transit = now - ts / 48_000
         if self._last_transit is not None:
@@ -230,13 +245,24 @@ class LoadClient(TestClient):
 
     def _match_first(self, plain: bytes) -> int:
         """Index of the frame the first echo answers: by payload when unchanged, else frame 0."""
-        header = 12 + 4 * (plain[0] & 0x0F)
-        if plain[0] & 0x10 and len(plain) >= header + 4:
-            header += 4 + 4 * int.from_bytes(plain[header + 2 : header + 4], "big")
-        payload = plain[header:]
+        payload = _payload(plain)
         frames, n = self.frames, len(self.frames)
         hits = [k for k in range(len(self.sent_at)) if frames[(self.frame_offset + k) % n] == payload]
+        self._payload_exact = bool(hits)
         return hits[-1] if hits else 0  # the latest: an echo answers a recent frame
+
+    def _resync(self, payload: bytes, k: int) -> int:
+        """The frame a pass-through echo mapped to ``k`` really answers: ``k`` itself, or a later
+        one when the server dropped frames in between (the mapping moves on for good)."""
+        frames, n, offset = self.frames, len(self.frames), self.frame_offset
+        if frames[(offset + k) % n] == payload:
+            return k
+        for j in range(1, min(MAX_RESYNC, n - 1) + 1):
+            if k + j < len(self.sent_at) and frames[(offset + k + j) % n] == payload:
+                self._k0 += j
+                self.resyncs += 1
+                return k + j
+        return k  # not found near: keep the mapping (a stray, or a server that changes payloads)
 
     # -- media ----------------------------------------------------------------------------------
 
@@ -273,6 +299,14 @@ class LoadClient(TestClient):
             limit = min(delays) + self.late_threshold
             late = sum(1 for d in delays if d > limit)
         return len(span), lost, late, delays
+
+
+def _payload(plain: bytes) -> bytes:
+    """An RTP packet's payload (after CSRCs and a header extension; padding is not used here)."""
+    header = 12 + 4 * (plain[0] & 0x0F)
+    if plain[0] & 0x10 and len(plain) >= header + 4:
+        header += 4 + 4 * int.from_bytes(plain[header + 2 : header + 4], "big")
+    return plain[header:]
 
 
 def _first_candidate(sdp: str, address: str, port: int) -> str:

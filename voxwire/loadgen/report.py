@@ -72,6 +72,7 @@ def call_summary(call: LoadClient, first: int = 0, last: int | None = None) -> d
         "unmatched": call.unmatched,
         "duplicates": call.duplicates,
         "srtp_failures": call.srtp_failures,
+        "resyncs": call.resyncs,
         "channel_messages": call.messages,
     }
 
