@@ -1,4 +1,6 @@
-"""Shared fixtures: a real ``redis-server`` for the relay tier's tests (TESTING.md: the real thing).
+"""Shared fixtures: a real ``redis-server`` for the relay tier's tests (TESTING.md: the real thing),
+and, in every test, a check that the endpoint's kept deadlines stay true (``Endpoint`` skips
+the question after media that moved nothing, so a missed touch must fail somewhere).
 
 ``redis_server`` starts one server per test session on a free loopback port, without persistence,
 and stops it at the end. Outage tests call :meth:`RedisServer.stop` and :meth:`RedisServer.start`;
