@@ -318,9 +318,9 @@ class SenderStats:
 class RtcpConfig:
     """RTCP timing for one session.
 
-    `interval` is the minimum report interval Tmin of RFC 3550 §6.2. The RFC suggests 5 s for large
-    sessions; a two-party voice session is better served by 1 s, which keeps loss, jitter and RTT fresh
-    for a few hundred bits per second (WebRTC stacks use 1..5 s). `rtcp_bandwidth`, in octets per
+    `interval` is the minimum report interval Tmin of RFC 3550 §6.2, which suggests 5 s; WebRTC
+    stacks use 1..5 s (libwebrtc: 5 s for audio). A session's default is
+    :attr:`~voxwire.proto.session.SessionConfig.rtcp_interval`. `rtcp_bandwidth`, in octets per
     second, turns on the bandwidth-scaled interval of §6.3.1 (average compound size times members over
     bandwidth) whenever that exceeds `interval`; None keeps the interval fixed.
     """

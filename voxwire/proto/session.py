@@ -66,8 +66,11 @@ class SessionConfig:
     consent_timeout: float = 30.0
     #: Largest datagram we send (DTLS flights are split to fit).
     mtu: int = 1200
-    #: Mean RTCP report interval in seconds (randomised 0.5..1.5x, RFC 3550 §6.3.1).
-    rtcp_interval: float = 1.0
+    #: Mean RTCP report interval in seconds (randomised 0.5..1.5x, RFC 3550 §6.3.1): 5 s, RFC 3550
+    #: §6.2's minimum and libwebrtc's own for audio. Chrome reports on our stream every ~5 s, so RTT
+    #: (our SR, its report block) and its loss feedback come no fresher with more SRs; at 1 s the
+    #: reports cost ~5% of a pass-through call's CPU (bench/packet_path.py).
+    rtcp_interval: float = 5.0
     #: A call without data channels frees its DTLS connection once keyed, and then cannot read a
     #: close_notify (Chromium's pc.close() sends one, and no RTCP BYE). An alert record that is
     #: followed by this many seconds without an authenticated SRTP or SRTCP packet ends the call;
