@@ -19,9 +19,10 @@ The shell drains once per read batch, so under load the server pays the drain's 
 than this bench does: the figure is an upper bound, and comparable across commits.
 Reported: CPU (``thread_time``) per inbound packet, which for pass-through is one packet in and
 one out (``--agent echo``: also an Opus decode and encode at ``--complexity``, by default 1 as in a
-loaded server, frames encoded in the datagram's turn as with no work slices), median and best of ``--rounds`` fresh rounds (the best is the steadiest on a shared
-machine), with the packets sent per packet received (should
-be 1.0) as a check; ``--profile`` adds cProfile's function calls per packet.
+loaded server, frames encoded in the datagram's turn as with no work slices), median and best of
+``--rounds`` fresh rounds (the best is the steadiest on a shared machine), with the packets sent
+per packet received (should be 1.0) as a check; ``--profile`` adds cProfile's function calls per
+packet.
 """
 
 from __future__ import annotations

@@ -23,9 +23,8 @@ a later frame, up to :data:`MAX_RESYNC` frames on, moves the mapping there (``re
 echoes between the drop and that check were mapped one frame early (they read 20 ms late), the
 frame left without an echo counts as lost, and from there the call measures true delays again,
 instead of carrying the drop for the rest of the call. A transcoding echo cannot be checked this
-way: a drop then reads as 20 ms of lasting delay (a
-step counted as late frames in the window where it happens, and by ``bench/capacity.py``'s
-median delay check after it).
+way: a drop then reads as 20 ms of lasting delay (a step counted as late frames in the window
+where it happens, and by ``bench/capacity.py``'s median delay check after it).
 Then, per frame: ``delay = arrival of its echo - send time``; a frame is **lost** when no echo
 maps to it within ``grace`` seconds, and **late** when its delay exceeds the smallest delay of that
 call in the measured window by more than ``late_threshold`` (20 ms, one frame). Jitter is RFC 3550's inter-arrival jitter
@@ -56,6 +55,7 @@ from voxwire.proto.srtp import SrtpError
 from voxwire.testing.client import TestClient
 from voxwire.wire import stun
 from voxwire.wire.errors import ParseError
+from voxwire.wire.rtp import parse_rtp
 from voxwire.wire.sdp import parse_description
 from voxwire.wire.types import Address
 
@@ -221,8 +221,8 @@ class LoadClient(TestClient):
             else:  # reordered: an older packet
                 ext = self._last_ext - (0x10000 - delta)
         k = ext - self._s0 + self._k0
-        if verified and self._payload_exact and k != self._k0:
-            k = self._resync(_payload(plain), k)
+        if verified and self._payload_exact and k != self._k0 and (payload := _payload(plain)) is not None:
+            k = self._resync(payload, k)
         # RFC 3550 §6.4.1 inter-arrival jitter against the echo's own timestamps.
         transit = now - ts / 48_000
         if self._last_transit is not None:
@@ -301,12 +301,12 @@ class LoadClient(TestClient):
         return len(span), lost, late, delays
 
 
-def _payload(plain: bytes) -> bytes:
-    """An RTP packet's payload (after CSRCs and a header extension; padding is not used here)."""
-    header = 12 + 4 * (plain[0] & 0x0F)
-    if plain[0] & 0x10 and len(plain) >= header + 4:
-        header += 4 + 4 * int.from_bytes(plain[header + 2 : header + 4], "big")
-    return plain[header:]
+def _payload(plain: bytes) -> bytes | None:
+    """An RTP packet's payload, or None when it does not parse."""
+    try:
+        return parse_rtp(plain).payload
+    except ParseError:
+        return None
 
 
 def _first_candidate(sdp: str, address: str, port: int) -> str:

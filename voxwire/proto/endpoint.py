@@ -19,9 +19,11 @@ whenever a session is touched, so :meth:`poll_timeout` is O(1) and :meth:`handle
 the sessions that are due. A datagram touches its session unless the session says it moved nothing
 the endpoint keeps (``handle_datagram`` returns False: a pass-through media packet that left at
 once), which spares a deadline computation per packet; ``tests/conftest.py`` checks after every
-poll of every test that each kept deadline is still the session's own. Its sessions queue their datagrams on one shared outbox
-(``share_transmits``), in the order they made them: :meth:`poll_transmit` is one ``popleft``, not a
-walk over the sessions a datagram touched (3 Python calls fewer per media packet, cProfile).
+poll of every test that each kept deadline is still the session's own.
+
+Its sessions queue their datagrams on one shared outbox (``share_transmits``), in the order they
+made them: :meth:`poll_transmit` is one ``popleft``, not a walk over the sessions a datagram
+touched (3 Python calls fewer per media packet, cProfile).
 """
 
 from __future__ import annotations

@@ -340,10 +340,12 @@ class Call:
                 moved = True
             # A streaming agent (echo, passthrough) queued a frame whose tick is already due: send
             # it now rather than through a timer round trip (the pacer decides, as at a timeout).
-            if self._send_due_audio(now):
-                self.pump(now)
-            # A frame that waits (queued behind another, or early) gives the pacer a deadline.
-            moved = moved or self.outbound.pacer.poll_timeout() is not None
+            # Nothing queued is the pass-through's common case: its frame left as it arrived.
+            if self.outbound.pacer.poll_timeout() is not None:
+                if self._send_due_audio(now):
+                    self.pump(now)
+                # A frame that still waits (behind another, or early): the pacer has a deadline.
+                moved = moved or self.outbound.pacer.poll_timeout() is not None
         return moved
 
     def _send_frame(self, frame: SentFrame, now: float) -> None:
